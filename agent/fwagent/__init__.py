@@ -1,0 +1,1 @@
+"""The edge agent: receive DICOM, spool durably, map, upload to Flywheel."""

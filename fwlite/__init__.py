@@ -1,0 +1,1 @@
+"""fwlite: a local stand-in for Flywheel Core's REST API, for the demo and the tests."""

@@ -1,0 +1,1 @@
+"""Flywheel gears of this project; each sub-package is one gear, run by ``fwgear run``."""

@@ -1,0 +1,1 @@
+"""What every gear shares: report files and Flywheel paths."""

@@ -1,0 +1,1 @@
+"""Flywheel mapping rules shared by the agent and every gear."""
