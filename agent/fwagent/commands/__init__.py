@@ -1,0 +1,1 @@
+"""One module per fwagent sub-command: add_arguments(parser) and main(args) -> int."""
