@@ -1,1 +1,62 @@
-"""Flywheel mapping rules shared by the agent and every gear."""
+"""fwmapping: the one implementation of the connector's mapping rules.
+
+DICOM headers -> Flywheel metadata and placement, shared by the edge agent and every gear
+so that they can never disagree. See DESIGN.md section 2.
+"""
+
+from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag
+from .header import NotDicomError, read_header, text
+from .mapping import acquisition_uid, is_siemens, map_dataset
+from .names import capitalize, split_patient_name
+from .placement import FOLLOWED, Site, resolve_placement
+from .policy import (
+    add_sent_tag,
+    is_sent_by_flywheel,
+    policy_allows,
+    policy_allows_value,
+    policy_field,
+)
+from .routing import (
+    ROUTED,
+    UNKNOWN,
+    UNKNOWN_GROUP,
+    UNSORTED,
+    UNSORTED_PROJECT,
+    Routing,
+    format_routing,
+    parse_routing,
+)
+from .timestamps import dicom_timestamp
+
+__all__ = [
+    "FOLLOWED",
+    "OPT_IN",
+    "OPT_OUT",
+    "ROUTED",
+    "UNKNOWN",
+    "UNKNOWN_GROUP",
+    "UNSORTED",
+    "UNSORTED_PROJECT",
+    "MappingConfig",
+    "NotDicomError",
+    "Policy",
+    "Routing",
+    "SentTag",
+    "Site",
+    "acquisition_uid",
+    "add_sent_tag",
+    "capitalize",
+    "dicom_timestamp",
+    "format_routing",
+    "is_sent_by_flywheel",
+    "is_siemens",
+    "map_dataset",
+    "parse_routing",
+    "policy_allows",
+    "policy_allows_value",
+    "policy_field",
+    "read_header",
+    "resolve_placement",
+    "split_patient_name",
+    "text",
+]

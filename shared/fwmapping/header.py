@@ -1,0 +1,51 @@
+"""Reading DICOM headers without pixel data, and reading values out of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+
+class NotDicomError(ValueError):
+    """The file is not DICOM, or too damaged to read its header."""
+
+
+def read_header(path: str | Path) -> Dataset:
+    """The file's header, stopping before the pixel data.
+
+    Files without the 128-byte preamble (written by some older scanners) are accepted when
+    they parse as a dataset that has a SOPInstanceUID or StudyInstanceUID.
+    """
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        pass
+    except (OSError, EOFError) as exc:
+        raise NotDicomError(f"{path}: cannot read ({exc})") from None
+    except Exception as exc:  # pydicom raises many types on damaged files
+        raise NotDicomError(f"{path}: damaged DICOM header ({type(exc).__name__}: {exc})") from None
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if "SOPInstanceUID" in ds or "StudyInstanceUID" in ds:
+            return ds
+    except Exception:  # noqa: BLE001 - anything unreadable here simply is not DICOM
+        pass
+    raise NotDicomError(f"{path}: not a DICOM file")
+
+
+def text(ds: Dataset, keyword: str) -> str:
+    """A header value as plain text: missing -> "", multi-valued joined with backslashes."""
+    value: Any = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.DataElement):  # pragma: no cover - ds.get returns values
+        value = value.value
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(item) for item in value).strip()
+    if isinstance(value, bytes):
+        return value.decode("latin-1", errors="replace").strip()
+    return str(value).strip()
