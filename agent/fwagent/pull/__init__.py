@@ -1,0 +1,1 @@
+"""PULL: poll a PACS with C-FIND, retrieve stable series with C-MOVE/C-GET, upload."""
