@@ -1,0 +1,281 @@
+"""Pure planning: for each session, where it should go and why. No API calls here.
+
+The gear loads :class:`SessionRecord`s (where each session is now, the routing value kept
+at upload or read from its DICOM header) and asks a ``fwmapping`` Site whether groups and
+projects exist *now*; :func:`plan` turns that into one :class:`Decision` per session.
+
+Rules, in order:
+1. A corrections row naming the session (by id or StudyInstanceUID) wins. A target group
+   or project that does not exist is Failed; so is a session named by two rows with
+   different targets, or a StudyInstanceUID matching several sessions (ambiguous).
+2. Otherwise the routing string is re-read and resolved like an upload today: a group
+   that does not exist keeps the session in ``unknown/Unsorted``, a project that does not
+   exist sends it to ``<group>/Unsorted``. Routing only ever moves a session *out of* an
+   Unsorted project, never out of a real project an admin may have moved it to.
+3. A session already where it should be is Skipped, so a second run changes nothing.
+4. If any corrections row failed, nothing moves at all: the admin fixes the CSV first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from fwmapping import UNKNOWN_GROUP, UNSORTED_PROJECT, parse_routing
+
+from gears.unsorted_mover.corrections import Correction, Target
+
+PLANNED = "Planned"
+MOVED = "Moved"
+SKIPPED = "Skipped"
+FAILED = "Failed"
+
+
+class Site(Protocol):
+    """The part of ``fwmapping.site.Site`` planning needs."""
+
+    def group_exists(self, group_id: str) -> bool: ...
+
+    def project_exists(self, group_id: str, project_label: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Place:
+    """A session's location by labels: group id, project, subject and session label."""
+
+    group: str
+    project: str
+    subject: str
+    session: str
+
+    def path(self) -> str:
+        return f"{self.group}/{self.project}/{self.subject}/{self.session}"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """What the planner knows about one session on the site."""
+
+    id: str
+    place: Place
+    uid: str | None = None
+    routing_value: str | None = None
+    routing_field: str | None = None
+    routing_source: str = ""  # "session info" | "DICOM header" | ""
+    in_scope: bool = True  # False: looked up only because a corrections row names it
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One report row to be: the session, where it goes (None: stays) and why."""
+
+    record: SessionRecord
+    to: Place | None
+    reason: str
+    status: str
+    correction: Correction | None = None
+
+    @property
+    def moves(self) -> bool:
+        return self.status == PLANNED and self.to is not None
+
+
+def is_unsorted(place: Place) -> bool:
+    return place.project == UNSORTED_PROJECT
+
+
+def apply_target(place: Place, target: Target) -> Place:
+    """The new place: target group/project, target labels when given, else current ones."""
+    return Place(
+        group=target.group,
+        project=target.project,
+        subject=target.subject or place.subject,
+        session=target.session or place.session,
+    )
+
+
+def _missing(target: Target, site: Site) -> str | None:
+    if not site.group_exists(target.group):
+        return f"group '{target.group}' does not exist"
+    if not site.project_exists(target.group, target.project):
+        return f"project '{target.group}/{target.project}' does not exist"
+    return None
+
+
+def _decide(record: SessionRecord, to: Place, reason: str, **extra: object) -> Decision:
+    if to == record.place:
+        return Decision(record, None, f"{reason}; already in place", SKIPPED, **extra)  # type: ignore[arg-type]
+    return Decision(record, to, reason, PLANNED, **extra)  # type: ignore[arg-type]
+
+
+def plan_correction(record: SessionRecord, correction: Correction, site: Site) -> Decision:
+    """Decision for a session a corrections row names."""
+    label = correction.describe()
+    target = correction.target
+    missing = _missing(target, site)
+    if missing:
+        return Decision(
+            record, None, f"{label}: target missing: {missing}", FAILED, correction=correction
+        )
+    to = apply_target(record.place, target)
+    if not record.in_scope and to != record.place:
+        return Decision(
+            record,
+            None,
+            f"{label}: session is not under the container the gear ran on (now at "
+            f"{record.place.path()})",
+            FAILED,
+            correction=correction,
+        )
+    return _decide(record, to, label, correction=correction)
+
+
+def plan_routing(record: SessionRecord, site: Site) -> Decision:
+    """Decision from the routing string re-read now (no corrections row for it)."""
+    field = record.routing_field or "routing field"
+    if record.routing_value is None or not record.routing_value.strip():
+        return Decision(
+            record, None, f"routing string: {field} is empty; add a correction row", SKIPPED
+        )
+    routing = parse_routing(record.routing_value)
+    source = f"routing string {record.routing_value.strip()!r}"
+    if record.routing_source:
+        source += f" ({field}, from {record.routing_source})"
+    if routing.placement == "unknown" or not routing.group:
+        return Decision(record, None, f"{source}: no fw:// routing; add a correction row", SKIPPED)
+    if not is_unsorted(record.place):
+        return Decision(
+            record, None, f"{source}: not in an Unsorted project, left where it is", SKIPPED
+        )
+    place = record.place
+    if not site.group_exists(routing.group):
+        target = Target(UNKNOWN_GROUP, UNSORTED_PROJECT)
+        reason = f"{source}: target missing: group '{routing.group}' does not exist"
+    elif routing.placement == "routed" and routing.project:
+        if site.project_exists(routing.group, routing.project):
+            target = Target(routing.group, routing.project, routing.subject, routing.session)
+            reason = source
+        else:
+            target = Target(routing.group, UNSORTED_PROJECT, routing.subject, routing.session)
+            reason = (
+                f"{source}: target missing: project '{routing.group}/{routing.project}' "
+                "does not exist"
+            )
+    else:
+        target = Target(routing.group, UNSORTED_PROJECT, routing.subject, routing.session)
+        reason = f"{source}: group only"
+    if target.group == UNKNOWN_GROUP and place.group != UNKNOWN_GROUP:
+        return Decision(record, None, f"{reason}; left where it is", SKIPPED)
+    return _decide(record, apply_target(place, target), reason)
+
+
+def _by_session(
+    records: Sequence[SessionRecord], corrections: Iterable[Correction]
+) -> tuple[dict[str, list[Correction]], list[Decision]]:
+    """Match rows to sessions; rows matching nothing or several sessions become Failed."""
+    by_id = {record.id: record for record in records}
+    by_uid: dict[str, list[SessionRecord]] = {}
+    for record in records:
+        if record.uid:
+            by_uid.setdefault(record.uid, []).append(record)
+    matched: dict[str, list[Correction]] = {}
+    failures: list[Decision] = []
+    for correction in corrections:
+        label = correction.describe()
+        candidates: list[SessionRecord] = []
+        if correction.session_id:
+            if correction.session_id in by_id:
+                candidates = [by_id[correction.session_id]]
+        elif correction.study_uid:
+            candidates = by_uid.get(correction.study_uid, [])
+        if (
+            correction.session_id
+            and correction.study_uid
+            and candidates
+            and candidates[0].uid != correction.study_uid
+        ):
+            failures.append(
+                Decision(
+                    candidates[0],
+                    None,
+                    f"{label}: ambiguous: session {correction.session_id} has "
+                    f"StudyInstanceUID {candidates[0].uid}, not {correction.study_uid}",
+                    FAILED,
+                    correction=correction,
+                )
+            )
+            continue
+        if not candidates:
+            name = correction.session_id or correction.study_uid or "?"
+            ghost = SessionRecord(
+                id=correction.session_id or "",
+                place=Place("", "", "", ""),
+                uid=correction.study_uid,
+                in_scope=False,
+            )
+            failures.append(
+                Decision(ghost, None, f"{label}: no session {name} found", FAILED, correction)
+            )
+            continue
+        if len(candidates) > 1:
+            for record in candidates:
+                failures.append(
+                    Decision(
+                        record,
+                        None,
+                        f"{label}: ambiguous: StudyInstanceUID {correction.study_uid} matches "
+                        f"{len(candidates)} sessions; use session_id",
+                        FAILED,
+                        correction=correction,
+                    )
+                )
+            continue
+        matched.setdefault(candidates[0].id, []).append(correction)
+    return matched, failures
+
+
+def plan(
+    records: Sequence[SessionRecord], corrections: Sequence[Correction], site: Site
+) -> list[Decision]:
+    """One decision per session (plus one per corrections row that matched nothing)."""
+    matched, failures = _by_session(records, corrections)
+    failed_ids = {decision.record.id for decision in failures}
+    decisions: list[Decision] = list(failures)
+    for record in records:
+        if record.id in failed_ids:
+            continue
+        rows = matched.get(record.id, [])
+        if not rows and not record.in_scope:
+            continue
+        if len({row.target for row in rows}) > 1:
+            numbers = ", ".join(str(row.row) for row in rows)
+            decisions.append(
+                Decision(
+                    record,
+                    None,
+                    f"correction rows {numbers}: ambiguous: different targets for one session",
+                    FAILED,
+                    correction=rows[0],
+                )
+            )
+        elif rows:
+            decisions.append(plan_correction(record, rows[0], site))
+        else:
+            decisions.append(plan_routing(record, site))
+    if any(d.status == FAILED and d.correction is not None for d in decisions):
+        decisions = [hold(d) for d in decisions]
+    return decisions
+
+
+def hold(decision: Decision) -> Decision:
+    """Keep a planned move back because the corrections CSV has errors."""
+    if not decision.moves:
+        return decision
+    to = decision.to.path() if decision.to else ""
+    return replace(
+        decision,
+        to=None,
+        status=SKIPPED,
+        reason=f"{decision.reason}; would go to {to}, held back: the corrections CSV has errors",
+    )
