@@ -1,0 +1,375 @@
+"""Durable agent state in SQLite (WAL): which instances are in the spool, which series
+are in which state, what was quarantined.
+
+A row in ``instances`` exists only after the file is complete on disk; the receiver
+answers success only after the row is committed. WAL with ``synchronous=NORMAL`` survives
+``kill -9`` of the process (only an OS crash can lose the last commits).
+
+Series states::
+
+    receiving -> complete -> uploading -> uploaded
+                          \\-> opted_out      (deleted from the spool, counted)
+                          \\-> failed         (retried later; never dropped)
+                          \\-> abandoned      (nothing left to upload, e.g. all quarantined)
+
+An instance arriving for a series in uploaded/opted_out/failed/abandoned moves it back to
+``receiving`` so it is judged (and uploaded) again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RECEIVING = "receiving"
+COMPLETE = "complete"
+UPLOADING = "uploading"
+UPLOADED = "uploaded"
+FAILED = "failed"
+OPTED_OUT = "opted_out"
+ABANDONED = "abandoned"
+STATES = (RECEIVING, COMPLETE, UPLOADING, UPLOADED, FAILED, OPTED_OUT, ABANDONED)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    series_uid    TEXT PRIMARY KEY,
+    study_uid     TEXT NOT NULL DEFAULT '',
+    state         TEXT NOT NULL,
+    source        TEXT NOT NULL DEFAULT 'push',
+    calling_aet   TEXT NOT NULL DEFAULT '',
+    first_seen    REAL NOT NULL,
+    last_received REAL NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  REAL NOT NULL DEFAULT 0,
+    last_error    TEXT NOT NULL DEFAULT '',
+    placement     TEXT NOT NULL DEFAULT '',
+    destination   TEXT NOT NULL DEFAULT '',
+    uploaded_count INTEGER NOT NULL DEFAULT 0,
+    uploaded_at   REAL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS series_state ON series(state, last_received);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_uid     TEXT PRIMARY KEY,
+    series_uid  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    path        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    series_uid  TEXT NOT NULL DEFAULT '',
+    sop_uid     TEXT NOT NULL DEFAULT '',
+    at          REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    series_uid: str
+    study_uid: str
+    state: str
+    source: str
+    calling_aet: str
+    first_seen: float
+    last_received: float
+    attempts: int
+    next_attempt: float
+    last_error: str
+    placement: str
+    destination: str
+    uploaded_count: int
+    uploaded_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    sop_uid: str
+    series_uid: str
+    path: str
+    size: int
+    received_at: float
+
+
+class State:
+    """Thread-safe access to state.sqlite (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+
+    # ---- receiving -------------------------------------------------------------------
+
+    def record_instance(
+        self,
+        sop_uid: str,
+        series_uid: str,
+        study_uid: str,
+        path: Path,
+        size: int,
+        calling_aet: str = "",
+        source: str = "push",
+        now: float | None = None,
+    ) -> str | None:
+        """Record a received instance (a duplicate SOP uid replaces the earlier row).
+
+        Returns the previous path of that SOP instance if it was stored elsewhere (the
+        caller removes it), else None.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            old = db.execute("SELECT path FROM instances WHERE sop_uid=?", (sop_uid,)).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO instances(sop_uid, series_uid, path, size, received_at)"
+                " VALUES (?,?,?,?,?)",
+                (sop_uid, series_uid, str(path), size, now),
+            )
+            row = db.execute(
+                "SELECT state FROM series WHERE series_uid=?", (series_uid,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO series(series_uid, study_uid, state, source, calling_aet,"
+                    " first_seen, last_received, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (series_uid, study_uid, RECEIVING, source, calling_aet, now, now, now),
+                )
+            else:
+                # any new instance re-opens the series; an upload in flight is finished by
+                # the uploader, which sees the newer last_received and re-queues it
+                new_state = UPLOADING if row["state"] == UPLOADING else RECEIVING
+                db.execute(
+                    "UPDATE series SET state=?, last_received=?, updated_at=?, attempts=0,"
+                    " next_attempt=0 WHERE series_uid=?",
+                    (new_state, now, now, series_uid),
+                )
+        if old is not None and old["path"] != str(path):
+            return str(old["path"])
+        return None
+
+    def quarantine(self, path: Path, reason: str, series_uid: str = "", sop_uid: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO quarantine(path, reason, series_uid, sop_uid, at) VALUES (?,?,?,?,?)",
+                (str(path), reason, series_uid, sop_uid, time.time()),
+            )
+            if sop_uid:
+                db.execute("DELETE FROM instances WHERE sop_uid=?", (sop_uid,))
+
+    def bump(self, name: str, by: int = 1) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO counters(name, value) VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, by),
+            )
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, value FROM counters").fetchall()
+        return {r["name"]: int(r["value"]) for r in rows}
+
+    # ---- series lifecycle ------------------------------------------------------------
+
+    def due_series(self, quiet_seconds: float, now: float | None = None) -> list[str]:
+        """Series that are ready for the pipeline: quiet long enough, or failed and due."""
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT series_uid FROM series WHERE"
+                " (state IN (?, ?) AND last_received <= ?)"
+                " OR (state = ? AND next_attempt <= ?)"
+                " ORDER BY last_received",
+                (RECEIVING, COMPLETE, now - quiet_seconds, FAILED, now),
+            ).fetchall()
+        return [r["series_uid"] for r in rows]
+
+    def claim(self, series_uid: str) -> tuple[float, list[InstanceRow]] | None:
+        """Move a series to ``uploading``; return (its last_received, its instances)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, last_received FROM series WHERE series_uid=?", (series_uid,)
+            ).fetchone()
+            if row is None or row["state"] in (UPLOADING, UPLOADED, OPTED_OUT, ABANDONED):
+                return None
+            db.execute(
+                "UPDATE series SET state=?, updated_at=? WHERE series_uid=?",
+                (UPLOADING, time.time(), series_uid),
+            )
+            instances = db.execute(
+                "SELECT * FROM instances WHERE series_uid=? ORDER BY sop_uid", (series_uid,)
+            ).fetchall()
+        return float(row["last_received"]), [InstanceRow(**dict(r)) for r in instances]
+
+    def finish(
+        self,
+        series_uid: str,
+        state: str,
+        claimed_at: float,
+        done: list[InstanceRow],
+        placement: str = "",
+        destination: str = "",
+        error: str = "",
+        retry_in: float = 0.0,
+    ) -> tuple[bool, list[str]]:
+        """End a pipeline pass. Instances in ``done`` leave the table (unless a newer copy
+        of the same SOP instance arrived meanwhile); their paths are returned for removal.
+
+        If instances arrived since the claim (last_received moved on), the series goes back
+        to ``receiving`` instead, so the complete series is uploaded again. Returns True
+        if the final state is ``state``.
+        """
+        now = time.time()
+        removed: list[str] = []
+        with self._tx() as db:
+            for inst in done:
+                cur = db.execute(
+                    "DELETE FROM instances WHERE sop_uid=? AND received_at=? AND path=?",
+                    (inst.sop_uid, inst.received_at, inst.path),
+                )
+                if cur.rowcount:
+                    removed.append(inst.path)
+            row = db.execute(
+                "SELECT last_received, attempts, uploaded_count FROM series WHERE series_uid=?",
+                (series_uid,),
+            ).fetchone()
+            if row is None:
+                return False, removed
+            reopened = float(row["last_received"]) > claimed_at
+            final = RECEIVING if reopened else state
+            uploaded_count = int(row["uploaded_count"])
+            uploaded_at = None
+            if state == UPLOADED:
+                uploaded_count += len(done)
+                uploaded_at = now
+            db.execute(
+                "UPDATE series SET state=?, updated_at=?, last_error=?, placement=COALESCE(NULLIF(?, ''), placement),"
+                " destination=COALESCE(NULLIF(?, ''), destination), uploaded_count=?,"
+                " uploaded_at=COALESCE(?, uploaded_at), attempts=?, next_attempt=?"
+                " WHERE series_uid=?",
+                (
+                    final,
+                    now,
+                    error,
+                    placement,
+                    destination,
+                    uploaded_count,
+                    uploaded_at,
+                    int(row["attempts"]) + (1 if state == FAILED else 0),
+                    now + retry_in,
+                    series_uid,
+                ),
+            )
+        return final == state, removed
+
+    def recover(self) -> int:
+        """After a restart: series left in ``uploading`` go back to ``complete``."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE series SET state=?, updated_at=? WHERE state=?",
+                (COMPLETE, time.time(), UPLOADING),
+            )
+            return cur.rowcount
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def series(self, series_uid: str) -> SeriesRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM series WHERE series_uid=?", (series_uid,)
+            ).fetchone()
+        return SeriesRow(**dict(row)) if row else None
+
+    def all_series(self) -> list[SeriesRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM series ORDER BY first_seen").fetchall()
+        return [SeriesRow(**dict(r)) for r in rows]
+
+    def instances(self, series_uid: str | None = None) -> list[InstanceRow]:
+        with self._lock:
+            if series_uid is None:
+                rows = self._db.execute("SELECT * FROM instances").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM instances WHERE series_uid=?", (series_uid,)
+                ).fetchall()
+        return [InstanceRow(**dict(r)) for r in rows]
+
+    def count_by_state(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) AS n FROM series GROUP BY state"
+            ).fetchall()
+        counts = dict.fromkeys(STATES, 0)
+        counts.update({r["state"]: int(r["n"]) for r in rows})
+        return counts
+
+    def queue_depth(self) -> int:
+        """Instances waiting in the spool."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) AS n FROM instances").fetchone()
+        return int(row["n"])
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM quarantine ORDER BY id").fetchall()
+        return [dict(r) for r in rows]
+
+    def failures(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT series_uid, state, attempts, last_error, updated_at FROM series"
+                " WHERE last_error != '' AND state NOT IN (?, ?)",
+                (UPLOADED, OPTED_OUT),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def summary(self) -> dict[str, Any]:
+        """What ``fwagent status`` prints."""
+        return {
+            "series": self.count_by_state(),
+            "instances_waiting": self.queue_depth(),
+            "counters": self.counters(),
+            "failures": self.failures(),
+            "quarantine": self.quarantined(),
+        }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
