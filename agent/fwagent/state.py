@@ -208,17 +208,31 @@ class State:
     # ---- series lifecycle ------------------------------------------------------------
 
     def due_series(self, quiet_seconds: float, now: float | None = None) -> list[str]:
-        """Series that are ready for the pipeline: quiet long enough, or failed and due."""
+        """Series that are ready for the pipeline: quiet long enough, or failed and due.
+
+        Pulled series (source ``pull``) are never judged by quiet time: the pull side
+        marks them ``complete`` once the retrieved count matches the peer's count.
+        """
         now = time.time() if now is None else now
         with self._lock:
             rows = self._db.execute(
                 "SELECT series_uid FROM series WHERE"
-                " (state IN (?, ?) AND last_received <= ?)"
+                " (state IN (?, ?) AND last_received <= ? AND source != 'pull')"
+                " OR (state = ? AND source = 'pull')"
                 " OR (state = ? AND next_attempt <= ?)"
                 " ORDER BY last_received",
-                (RECEIVING, COMPLETE, now - quiet_seconds, FAILED, now),
+                (RECEIVING, COMPLETE, now - quiet_seconds, COMPLETE, FAILED, now),
             ).fetchall()
         return [r["series_uid"] for r in rows]
+
+    def mark_complete(self, series_uid: str) -> bool:
+        """A pulled series was retrieved completely: hand it to the pipeline now."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE series SET state=?, updated_at=? WHERE series_uid=? AND state=?",
+                (COMPLETE, time.time(), series_uid, RECEIVING),
+            )
+            return cur.rowcount > 0
 
     def claim(self, series_uid: str) -> tuple[float, list[InstanceRow]] | None:
         """Move a series to ``uploading``; return (its last_received, its instances)."""
