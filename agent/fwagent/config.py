@@ -84,6 +84,19 @@ class PullConfig:
     method: str = "c-move"
     interval_seconds: float = 60.0
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # C-FIND only studies whose StudyDate is within this many days (0 = no bound)
+    lookback_days: int = 7
+    # first start: treat everything already on the peer as done (no back-fill)
+    mark_existing_done: bool = False
+    # failed retrievals back off exponentially; after max_failures the series is
+    # "abandoned" and shown with its reason in `fwagent status` (new images retry it)
+    max_failures: int = 5
+    retry_backoff_seconds: float = 60.0
+    retry_backoff_max_seconds: float = 3600.0
+    # series not seen by a poll for this long are forgotten (abandoned ones are kept)
+    forget_after_seconds: float = 604800.0
+    retrieve_timeout_seconds: float = 600.0
+    dimse_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
