@@ -34,10 +34,17 @@ def is_sent_by_flywheel(ds: Dataset, tag: SentTag) -> bool:
     except KeyError:
         return False
     return any(
-        str(element.value).strip() == tag.value
+        _as_text(element.value) == tag.value
         for element in ds.group_dataset(tag.group)
         if element.tag.element >> 8 == block.block_start >> 8 and element.tag.element & 0xFF
     )
+
+
+def _as_text(value: object) -> str:
+    """Implicit VR files give unknown private values as raw bytes (VR UN): decode them."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value).strip()
 
 
 def add_sent_tag(ds: Dataset, tag: SentTag) -> None:
