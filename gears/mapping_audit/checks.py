@@ -1,0 +1,349 @@
+"""The audit's checks: pure functions over what the site holds and what the rules expect.
+
+``expected`` is fwmapping's metadata for a file's header, placed against the site without
+following the session (following would always agree with wherever the session is now).
+Every difference becomes a :class:`Finding`, one CSV row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fwmapping import UNKNOWN, UNKNOWN_GROUP, UNSORTED, UNSORTED_PROJECT, parse_routing
+
+from gears.common.hierarchy import Acquisition, File, Session
+
+from .phi import looks_like_phi, masked_routing, routing_phi
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+
+# check name -> severity; the names are also the tags ``mapping-audit:<check>``.
+CHECKS: dict[str, str] = {
+    "misplaced": ERROR,
+    "unsorted-resolvable": WARNING,
+    "routing-unresolved": WARNING,
+    "no-routing": WARNING,
+    "phi-in-routing": ERROR,
+    "session-uid": ERROR,
+    "session-label": WARNING,
+    "session-timestamp": WARNING,
+    "study-split": ERROR,
+    "acquisition-uid": ERROR,
+    "acquisition-label": WARNING,
+    "acquisition-timestamp": WARNING,
+    "series-split": ERROR,
+    "header-unreadable": WARNING,
+}
+
+COLUMNS = ("Container ID", "FW Path", "Check", "Expected", "Actual", "Severity")
+
+
+@dataclass(frozen=True)
+class Finding:
+    container_id: str
+    container_type: str  # session or acquisition: what gets tagged
+    fw_path: str
+    check: str
+    expected: str
+    actual: str
+
+    @property
+    def severity(self) -> str:
+        return CHECKS[self.check]
+
+    def row(self) -> dict[str, str]:
+        return dict(
+            zip(
+                COLUMNS,
+                (
+                    self.container_id,
+                    self.fw_path,
+                    self.check,
+                    self.expected,
+                    self.actual,
+                    self.severity,
+                ),
+                strict=True,
+            )
+        )
+
+
+@dataclass
+class Audited:
+    """One DICOM file of an acquisition, its header and where the rules would put it."""
+
+    acquisition: Acquisition
+    file: File
+    header: dict[str, Any]
+    expected: dict[str, Any]
+
+
+def _session_finding(session: Session, check: str, expected: str, actual: str) -> Finding:
+    return Finding(session.id, "session", session.fw_path, check, expected, actual)
+
+
+def _acq_finding(item: Audited, check: str, expected: str, actual: str) -> Finding:
+    acq = item.acquisition
+    return Finding(
+        acq.id, "acquisition", f"{acq.fw_path}/{item.file.name}", check, expected, actual
+    )
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A Flywheel or fwmapping timestamp as an aware datetime (naive taken as UTC)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _show_time(value: Any) -> str:
+    moment = as_datetime(value)
+    return moment.isoformat() if moment else "(none)"
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value in (None, "") else str(value)
+
+
+def location(group: str, project: str, subject: str) -> str:
+    return f"{group}/{project}/{subject}"
+
+
+def in_holding_area(group: str, project: str) -> bool:
+    """Unknown group or an Unsorted project: where unroutable data waits for triage."""
+    return group == UNKNOWN_GROUP or project == UNSORTED_PROJECT
+
+
+def moved_by_admin(session: Session) -> bool:
+    """unsorted-mover recorded a move that put the session where it is now."""
+    moves = (session.info.get("unsorted_mover") or {}).get("moves") or []
+    if not moves:
+        return False
+    target = moves[-1].get("to") if isinstance(moves[-1], Mapping) else None
+    if not isinstance(target, str) or not target:
+        return True
+    routing = parse_routing(target if target.lower().startswith("fw://") else f"fw://{target}")
+    return routing.group == session.project.group and routing.project in (
+        None,
+        session.project.label,
+    )
+
+
+def _routing_shown(value: str, header: Mapping[str, Any], field: str) -> str:
+    hits = routing_phi(value, header, field)
+    if hits:
+        return masked_routing(value, hits)
+    if not value.strip():
+        return "(empty)"
+    return "(masked)" if looks_like_phi(value, header) else value
+
+
+def check_location(item: Audited) -> list[Finding]:
+    """Misplaced, or waiting in Unknown/Unsorted although the routing now resolves."""
+    session = item.acquisition.session
+    expected = item.expected
+    want = location(
+        expected["group"]["_id"],
+        expected["project"]["label"],
+        expected["session"]["subject"]["label"],
+    )
+    have = location(session.project.group, session.project.label, session.subject.label)
+    if want == have or moved_by_admin(session):
+        return []
+    holding = in_holding_area(session.project.group, session.project.label)
+    check = "unsorted-resolvable" if holding else "misplaced"
+    return [_session_finding(session, check, want, have)]
+
+
+def check_routing(item: Audited) -> list[Finding]:
+    """No usable routing value, routing to what does not exist, PHI in the routing string."""
+    session = item.acquisition.session
+    routing = item.expected.get("routing", {})
+    field = str(routing.get("field") or "PatientID")
+    value = str(routing.get("value") or "")
+    header = item.header
+    findings: list[Finding] = []
+    placement = routing.get("placement")
+    if placement == UNKNOWN:
+        findings.append(
+            _session_finding(
+                session,
+                "no-routing",
+                f"fw://<group>/<project>/... in {field}",
+                _routing_shown(value, header, field),
+            )
+        )
+    elif routing.get("resolved") in (UNKNOWN, UNSORTED) and routing.get("resolved") != placement:
+        parsed = parse_routing(value)
+        missing = (
+            f"group {parsed.group}"
+            if routing.get("resolved") == UNKNOWN
+            else f"project {parsed.group}/{parsed.project}"
+        )
+        findings.append(
+            _session_finding(
+                session,
+                "routing-unresolved",
+                f"existing {missing}",
+                f"{_routing_shown(value, header, field)} ({missing} not on the site)",
+            )
+        )
+    hits = routing_phi(value, header, field)
+    if hits:
+        kinds = "; ".join(f"{hit.part}: {hit.kind}" for hit in hits)
+        findings.append(
+            _session_finding(
+                session,
+                "phi-in-routing",
+                "routing string without PHI",
+                f"{masked_routing(value, hits)} ({kinds})",
+            )
+        )
+    return findings
+
+
+def check_session(item: Audited) -> list[Finding]:
+    """Session uid, label and timestamp as the rules compute them."""
+    session = item.acquisition.session
+    want = item.expected["session"]
+    findings: list[Finding] = []
+    if want.get("uid") and want["uid"] != session.uid:
+        findings.append(_session_finding(session, "session-uid", want["uid"], _show(session.uid)))
+    if want.get("label") and want["label"] != session.label:
+        findings.append(
+            _session_finding(session, "session-label", want["label"], _show(session.label))
+        )
+    if want.get("timestamp") and as_datetime(want["timestamp"]) != as_datetime(session.timestamp):
+        findings.append(
+            _session_finding(
+                session,
+                "session-timestamp",
+                _show_time(want["timestamp"]),
+                _show_time(session.timestamp),
+            )
+        )
+    return findings
+
+
+def check_acquisition(item: Audited) -> list[Finding]:
+    """Acquisition uid, label and timestamp as the rules compute them."""
+    acq = item.acquisition
+    want = item.expected["acquisition"]
+    findings: list[Finding] = []
+    if want.get("uid") and want["uid"] != acq.uid:
+        findings.append(_acq_finding(item, "acquisition-uid", want["uid"], _show(acq.uid)))
+    if want.get("label") and want["label"] != acq.label:
+        findings.append(_acq_finding(item, "acquisition-label", want["label"], _show(acq.label)))
+    if want.get("timestamp") and as_datetime(want["timestamp"]) != as_datetime(acq.timestamp):
+        findings.append(
+            _acq_finding(
+                item,
+                "acquisition-timestamp",
+                _show_time(want["timestamp"]),
+                _show_time(acq.timestamp),
+            )
+        )
+    return findings
+
+
+def check_item(item: Audited) -> list[Finding]:
+    """Every per-file check."""
+    return (
+        check_location(item) + check_routing(item) + check_session(item) + check_acquisition(item)
+    )
+
+
+def check_splits(
+    items: Iterable[Audited],
+    other_sessions: Mapping[str, Iterable[Session]] | None = None,
+    other_acquisitions: Mapping[str, Iterable[Acquisition]] | None = None,
+) -> list[Finding]:
+    """One study in several sessions; one series in several acquisitions.
+
+    ``other_*`` hold containers found elsewhere on the site for a study / series uid (for
+    runs on a single session or acquisition that cannot see the whole project).
+    """
+    items = list(items)
+    sessions: dict[str, dict[str, Session]] = defaultdict(dict)
+    acquisitions: dict[str, dict[str, Acquisition]] = defaultdict(dict)
+    for item in items:
+        study = item.expected["session"].get("uid")
+        series = item.expected["acquisition"].get("uid")
+        if study:
+            sessions[study][item.acquisition.session.id] = item.acquisition.session
+        if series:
+            acquisitions[series][item.acquisition.id] = item.acquisition
+    for uid, found in (other_sessions or {}).items():
+        if uid in sessions:
+            sessions[uid].update({session.id: session for session in found})
+    for uid, found_acqs in (other_acquisitions or {}).items():
+        if uid in acquisitions:
+            acquisitions[uid].update({acq.id: acq for acq in found_acqs})
+    in_scope_sessions = {item.acquisition.session.id for item in items}
+    in_scope_acqs = {item.acquisition.id for item in items}
+    findings: list[Finding] = []
+    for uid, by_id in sessions.items():
+        if len(by_id) > 1:
+            paths = "; ".join(sorted(session.fw_path for session in by_id.values()))
+            for session in by_id.values():
+                if session.id in in_scope_sessions:
+                    findings.append(
+                        _session_finding(
+                            session,
+                            "study-split",
+                            f"one session for study {uid}",
+                            f"{len(by_id)} sessions: {paths}",
+                        )
+                    )
+    for uid, by_acq in acquisitions.items():
+        if len(by_acq) > 1:
+            paths = "; ".join(sorted(acq.fw_path for acq in by_acq.values()))
+            for acq in by_acq.values():
+                if acq.id in in_scope_acqs:
+                    findings.append(
+                        Finding(
+                            acq.id,
+                            "acquisition",
+                            acq.fw_path,
+                            "series-split",
+                            f"one acquisition for series {uid}",
+                            f"{len(by_acq)} acquisitions: {paths}",
+                        )
+                    )
+    return findings
+
+
+def unreadable(acquisition: Acquisition, file: File, reason: str) -> Finding:
+    return Finding(
+        acquisition.id,
+        "acquisition",
+        f"{acquisition.fw_path}/{file.name}",
+        "header-unreadable",
+        "a readable DICOM header",
+        reason,
+    )
+
+
+def dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    """Drop repeats (session checks come once per file of the session), keep the order."""
+    seen: set[tuple[str, str, str, str]] = set()
+    out: list[Finding] = []
+    for finding in findings:
+        key = (finding.container_id, finding.check, finding.expected, finding.actual)
+        if key not in seen:
+            seen.add(key)
+            out.append(finding)
+    return out

@@ -1,0 +1,137 @@
+"""The DICOM header of an acquisition's file: from file info, else the zip's first instance.
+
+Flywheel's classifier (and the agent's upload) keep the header as keyword -> value under
+``file.info["header"]["dicom"]``. When that is missing the header is read from the first
+DICOM member of the zip, stopping before the pixel data.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from fwmapping import NotDicomError, read_header
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", ".dcm.zip", ".dicom.zip", ".zip")
+
+
+def is_dicom_file(name: str, file_type: str | None) -> bool:
+    """A DICOM file as Flywheel types it, or named like one when untyped."""
+    if file_type:
+        return file_type.lower() == "dicom"
+    return name.lower().endswith(DICOM_SUFFIXES)
+
+
+def header_from_info(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``info["header"]["dicom"]`` when present and non-empty."""
+    header = (info or {}).get("header")
+    dicom = header.get("dicom") if isinstance(header, Mapping) else None
+    return dict(dicom) if isinstance(dicom, Mapping) and dicom else None
+
+
+def _plain(value: Any) -> Any:
+    """A header value as JSON-like plain data."""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return [_plain(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("latin-1", errors="replace")
+    if isinstance(value, (int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def header_from_dataset(ds: Dataset) -> dict[str, Any]:
+    """keyword -> value for every non-sequence, non-binary element of ``ds``."""
+    out: dict[str, Any] = {}
+    for element in ds:
+        if not element.keyword or element.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "UN"):
+            continue
+        out[element.keyword] = _plain(element.value)
+    return out
+
+
+def dataset_from_header(header: Mapping[str, Any]) -> Dataset:
+    """A pydicom Dataset from a keyword -> value header dict, so fwmapping can read it.
+
+    Values it cannot hold (unknown keywords, sequences, odd types) are left out.
+    """
+    ds = Dataset()
+    for keyword, value in header.items():
+        if value is None or isinstance(value, Mapping) or tag_for_keyword(keyword) is None:
+            if keyword == "PatientName" and isinstance(value, Mapping):
+                value = value.get("Alphabetic")  # DICOM JSON person name
+            else:
+                continue
+        if isinstance(value, list) and any(isinstance(item, (Mapping, list)) for item in value):
+            continue
+        try:
+            setattr(ds, keyword, value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            log.debug("header value %s=%r left out: %s", keyword, value, exc)
+    return ds
+
+
+def header_from_zip(path: Path) -> Dataset:
+    """The header of the first DICOM member (by name) of a zip, without pixel data."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NotDicomError(f"{path.name}: not a readable zip ({exc})") from None
+    with archive:
+        names = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+        for name in names:
+            with archive.open(name) as member:
+                try:
+                    ds = pydicom.dcmread(member, stop_before_pixels=True)
+                except Exception:  # noqa: BLE001 - not DICOM: try the next member
+                    continue
+            if "StudyInstanceUID" in ds or "SeriesInstanceUID" in ds:
+                return ds
+    raise NotDicomError(f"{path.name}: no DICOM instance in the zip")
+
+
+def header_from_path(path: Path) -> Dataset:
+    """Header of a local DICOM file or DICOM zip."""
+    if zipfile.is_zipfile(path):
+        return header_from_zip(path)
+    return read_header(path)
+
+
+def fetch_header(client: Any, acquisition_id: str, file_name: str) -> Dataset:
+    """Header of a file on the site that has none in its info.
+
+    Tries the zip member endpoint first (only the first instance travels); a site without
+    it gets the whole file downloaded to a temporary directory, one file at a time.
+    """
+    with tempfile.TemporaryDirectory(prefix="mapping-audit-") as tmp:
+        if file_name.lower().endswith(".zip"):
+            try:
+                zip_info = client.get_acquisition_file_zip_info(acquisition_id, file_name)
+                members = sorted(
+                    str(member.get("path"))
+                    for member in (zip_info.get("members") or [])
+                    if not str(member.get("path", "")).endswith("/")
+                )
+                for name in members[:3]:  # the first DICOM among the first few members
+                    dest = Path(tmp) / "member"
+                    client.download_file_from_acquisition(
+                        acquisition_id, file_name, str(dest), member=name
+                    )
+                    try:
+                        return header_from_path(dest)  # a site ignoring member= sends the zip
+                    except NotDicomError:
+                        continue
+            except Exception as exc:  # noqa: BLE001 - fall back to the whole file
+                log.debug("zip member download of %s failed: %s", file_name, exc)
+        dest = Path(tmp) / Path(file_name).name
+        client.download_file_from_acquisition(acquisition_id, file_name, str(dest))
+        return header_from_path(dest)
