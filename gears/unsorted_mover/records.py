@@ -1,0 +1,124 @@
+"""Turn the sessions found on the site into planning records.
+
+The routing value comes from what the agent kept at upload (session
+``info.fwagent.routing``); for data uploaded otherwise, from the DICOM header of the
+session's first acquisition: the header Flywheel's classifier keeps in the file's info,
+else the file itself (downloaded, zip or plain DICOM, header only).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fwmapping import NotDicomError, read_header, text
+
+from gears.common.hierarchy import Acquisition, Session
+from gears.unsorted_mover.plan import Place, SessionRecord
+
+log = logging.getLogger(__name__)
+
+FROM_INFO = "session info"
+FROM_HEADER = "DICOM header"
+
+
+def place_of(session: Session) -> Place:
+    return Place(session.project.group, session.project.label, session.subject.label, session.label)
+
+
+def upload_routing(session: Session) -> dict[str, Any] | None:
+    """``info.fwagent.routing`` as the agent stored it, if any."""
+    agent = session.info.get("fwagent")
+    routing = agent.get("routing") if isinstance(agent, dict) else None
+    return routing if isinstance(routing, dict) and "value" in routing else None
+
+
+def _first(acquisitions: Iterable[Acquisition]) -> list[Acquisition]:
+    return sorted(acquisitions, key=lambda a: (a.timestamp is None, str(a.timestamp), a.label))
+
+
+def _dicom_files(acquisition: Acquisition) -> list[Any]:
+    return [f for f in acquisition.files if f.type == "dicom" or f.name.endswith((".dcm", ".zip"))]
+
+
+def header_value(acquisitions: list[Acquisition], field: str) -> str | None:
+    """The field from the classifier's header in file info of the first acquisition."""
+    for acquisition in _first(acquisitions):
+        for file in _dicom_files(acquisition):
+            header = file.info.get("header", {}) if isinstance(file.info, dict) else {}
+            dicom = header.get("dicom") if isinstance(header, dict) else None
+            if isinstance(dicom, dict):
+                value = dicom.get(field)
+                return None if value is None else str(value)
+    return None
+
+
+def downloaded_value(client: Any, acquisitions: list[Acquisition], field: str) -> str | None:
+    """Read the field from the first acquisition's DICOM file itself (header only)."""
+    for acquisition in _first(acquisitions):
+        for file in _dicom_files(acquisition):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "file"
+                try:
+                    client.download_file_from_acquisition(acquisition.id, file.name, str(path))
+                    return text(read_header(_first_member(path)), field)
+                except (NotDicomError, zipfile.BadZipFile, OSError) as exc:
+                    log.warning("cannot read %s of %s: %s", file.name, acquisition.fw_path, exc)
+    return None
+
+
+def _first_member(path: Path) -> Path:
+    """A plain file as is; for a zip, its first DICOM member extracted next to it."""
+    if not zipfile.is_zipfile(path):
+        return path
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if member.is_dir():
+                continue
+            target = path.parent / "member"
+            with archive.open(member) as source, target.open("wb") as out:
+                out.write(source.read())
+            try:
+                read_header(target)
+            except NotDicomError:
+                continue
+            return target
+    raise NotDicomError(f"{path.name}: no DICOM file in the zip")
+
+
+def to_record(
+    session: Session,
+    acquisitions: list[Acquisition],
+    routing_field: str,
+    client: Any = None,
+    in_scope: bool = True,
+) -> SessionRecord:
+    """A planning record; reads the header only when the upload left no routing info."""
+    kept = upload_routing(session)
+    if kept is not None:
+        value = kept.get("value")
+        return SessionRecord(
+            id=session.id,
+            place=place_of(session),
+            uid=session.uid,
+            routing_value=None if value is None else str(value),
+            routing_field=str(kept.get("field") or routing_field),
+            routing_source=FROM_INFO,
+            in_scope=in_scope,
+        )
+    value = header_value(acquisitions, routing_field)
+    if value is None and client is not None:
+        value = downloaded_value(client, acquisitions, routing_field)
+    return SessionRecord(
+        id=session.id,
+        place=place_of(session),
+        uid=session.uid,
+        routing_value=value,
+        routing_field=routing_field,
+        routing_source=FROM_HEADER if value is not None else "",
+        in_scope=in_scope,
+    )
