@@ -1,0 +1,98 @@
+"""DIMSE plumbing shared by the poller and the retriever: one association to the peer,
+TCP_NODELAY on our socket, optional TLS, one-line errors."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+
+from fwagent.config import PullConfig
+
+# Nagle + delayed ACK otherwise cap a loopback transfer near 17 images/s (DESIGN.md 4).
+_NODELAY_OPTS = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class PullError(RuntimeError):
+    """A poll or retrieval failed; the message is one line, fit for `fwagent status`."""
+
+
+def set_nodelay(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: turn Nagle off on the association's socket."""
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(*_NODELAY_OPTS)
+
+
+def client_tls(pull: PullConfig) -> tuple[ssl.SSLContext, str] | None:
+    """The (context, server_hostname) pynetdicom wants, or None when TLS is off.
+
+    The peer's certificate is verified against ``tls.ca`` (the system store when empty);
+    ``tls.cert``/``tls.key`` are our client certificate for peers that require one.
+    """
+    tls = pull.tls
+    if not tls.enabled:
+        return None
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = False  # DICOM peers are named by AE and IP, not DNS
+        if tls.cert:
+            context.load_cert_chain(tls.cert, tls.key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise PullError(f"pull.tls: cannot load certificate files: {exc}") from None
+    return context, pull.peer.host
+
+
+def describe_peer(pull: PullConfig) -> str:
+    peer = pull.peer
+    return f"{peer.ae_title}@{peer.host}:{peer.port}"
+
+
+@contextmanager
+def associate(
+    ae: AE,
+    pull: PullConfig,
+    handlers: list[Any] | None = None,
+    ext_neg: list[Any] | None = None,
+) -> Iterator[Association]:
+    """One association to the configured peer, released (or aborted) on exit."""
+    evt_handlers: list[Any] = [(evt.EVT_CONN_OPEN, set_nodelay), *(handlers or [])]
+    assoc = ae.associate(
+        pull.peer.host,
+        pull.peer.port,
+        ae_title=pull.peer.ae_title,
+        tls_args=client_tls(pull),
+        evt_handlers=evt_handlers,
+        ext_neg=ext_neg,
+    )
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            why = "rejected the association (is our AE title listed on the peer?)"
+        elif assoc.is_aborted:
+            why = "aborted the association (is our AE title listed on the peer?)"
+        else:
+            why = "did not answer (is it running, right host/port/TLS?)"
+        raise PullError(f"peer {describe_peer(pull)} {why}")
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        else:
+            assoc.abort()
+
+
+def new_ae(pull: PullConfig, timeout: float = 30.0) -> AE:
+    """Our SCU application entity (AE title ``pull.ae_title``)."""
+    ae = AE(ae_title=pull.ae_title)
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    return ae
