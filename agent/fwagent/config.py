@@ -32,6 +32,8 @@ class FlywheelConfig:
     # how long one series may keep retrying before it is parked as "failed" (it is retried
     # again on the next sweep; nothing is ever dropped)
     retry_max_seconds: float = 300.0
+    retry_max_interval: float = 30.0  # cap of one backoff wait
+    failed_retry_seconds: float = 60.0  # a parked "failed" series is tried again after this
 
 
 @dataclass(frozen=True)

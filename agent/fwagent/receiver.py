@@ -73,16 +73,10 @@ class Spool:
         self.work = self.root / "work"
         for path in (self.instances, self.tmp, self.quarantine, self.work):
             path.mkdir(parents=True, exist_ok=True)
-        self._dirs: set[str] = set()
-        self._dirs_lock = threading.Lock()
 
     def series_dir(self, series_uid: str) -> Path:
-        name = safe_name(series_uid)
-        path = self.instances / name
-        if name not in self._dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            with self._dirs_lock:
-                self._dirs.add(name)
+        path = self.instances / safe_name(series_uid)
+        path.mkdir(exist_ok=True)
         return path
 
     def instance_path(self, series_uid: str, sop_uid: str) -> Path:
@@ -116,6 +110,16 @@ def parse_header(raw: bytes, transfer_syntax: UID) -> Dataset:
 
         fp = BytesIO(zlib.decompress(raw, -zlib.MAX_WBITS))
     return read_dataset(fp, ts.is_implicit_VR, ts.is_little_endian, stop_when=_stop_at_pixels)
+
+
+def _acquisition_uid(header: Dataset) -> str:
+    """The acquisition this instance belongs to (fwmapping's rule), '' if it cannot tell."""
+    from fwmapping import acquisition_uid
+
+    try:
+        return str(acquisition_uid(header))
+    except Exception:  # noqa: BLE001 - the pipeline recomputes it from the file
+        return ""
 
 
 class _Server(ThreadedAssociationServer):
@@ -282,6 +286,7 @@ class StorageSCP:
             if not sop_uid or not series_uid:
                 raise ValueError("no SOPInstanceUID or SeriesInstanceUID")
             sent = self._is_sent(header)
+            acq_uid = _acquisition_uid(header)
         except Exception as exc:  # noqa: BLE001 - any parse failure means quarantine
             return self._quarantine(
                 tmp, f"unreadable dataset: {exc}", str(request.AffectedSOPInstanceUID or "")
@@ -295,7 +300,14 @@ class StorageSCP:
         dest = self.spool.instance_path(series_uid, sop_uid)
         os.replace(tmp, dest)
         previous = self.state.record_instance(
-            sop_uid, series_uid, study_uid, dest, len(raw), calling_aet=calling, source=self.source
+            sop_uid,
+            series_uid,
+            study_uid,
+            dest,
+            len(raw),
+            calling_aet=calling,
+            source=self.source,
+            acq_uid=acq_uid,
         )
         if previous:
             Path(previous).unlink(missing_ok=True)

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS instances (
     series_uid  TEXT NOT NULL,
     path        TEXT NOT NULL,
     size        INTEGER NOT NULL,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    acq_uid     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -105,6 +106,7 @@ class InstanceRow:
     path: str
     size: int
     received_at: float
+    acq_uid: str = ""
 
 
 class State:
@@ -147,6 +149,7 @@ class State:
         calling_aet: str = "",
         source: str = "push",
         now: float | None = None,
+        acq_uid: str = "",
     ) -> str | None:
         """Record a received instance (a duplicate SOP uid replaces the earlier row).
 
@@ -157,9 +160,9 @@ class State:
         with self._tx() as db:
             old = db.execute("SELECT path FROM instances WHERE sop_uid=?", (sop_uid,)).fetchone()
             db.execute(
-                "INSERT OR REPLACE INTO instances(sop_uid, series_uid, path, size, received_at)"
-                " VALUES (?,?,?,?,?)",
-                (sop_uid, series_uid, str(path), size, now),
+                "INSERT OR REPLACE INTO instances(sop_uid, series_uid, path, size, received_at,"
+                " acq_uid) VALUES (?,?,?,?,?,?)",
+                (sop_uid, series_uid, str(path), size, now, acq_uid),
             )
             row = db.execute(
                 "SELECT state FROM series WHERE series_uid=?", (series_uid,)

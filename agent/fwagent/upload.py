@@ -132,5 +132,6 @@ def upload_acquisition(
     size = Path(zip_path).stat().st_size
     with open(zip_path, "rb") as fh:
         spec = FileSpec(name, contents=fh, content_type="application/zip", size=size)
-        client.upload_by_uid(files=[spec], metadata=json.dumps(body))
+        # the raw answer: Flywheel versions differ in what they return; a non-2xx raises
+        client.upload_by_uid(files=[spec], metadata=json.dumps(body), _preload_content=False)
     return placed

@@ -1,0 +1,359 @@
+"""Series completion -> map -> policy -> placement -> package -> upload -> mark done -> free.
+
+The PULL side reuses it: instances its C-MOVE/C-GET brings in land through
+:class:`fwagent.receiver.StorageSCP` (``source="pull"``) in the same spool and state; then
+either call ``state.mark_complete(series_uid)`` and ``pipeline.wake()`` (the sweeper picks it
+up at once), or ``pipeline.process_series(series_uid)`` to do it synchronously (it returns
+the final state: ``uploaded``, ``opted_out``, ``failed``, ...). Untouched, a series is
+taken after ``push.series_quiet_seconds`` without new instances.
+
+Nothing is removed from the spool before Flywheel confirmed the upload. A failed upload is
+retried with jittered exponential backoff (bounded), then parked as ``failed`` and tried again
+after ``flywheel.failed_retry_seconds``: a series is never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import backoff
+
+from . import metrics
+from .config import AgentConfig
+from .package import zip_name, zip_series
+from .receiver import Spool, safe_name
+from .state import (
+    ABANDONED,
+    FAILED,
+    OPTED_OUT,
+    UPLOADED,
+    InstanceRow,
+    State,
+)
+from .upload import header_info, resolve, upload_acquisition
+
+log = logging.getLogger("fwagent.pipeline")
+
+
+def http_status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """4xx other than timeout/rate-limit/conflict: retrying right away will not help."""
+    status = http_status(exc)
+    return status is not None and 400 <= status < 500 and status not in (408, 409, 429)
+
+
+def describe(exc: BaseException) -> str:
+    status = http_status(exc)
+    reason = getattr(exc, "reason", None) or getattr(exc, "detail", None) or str(exc)
+    text = " ".join(str(reason).split())[:300]
+    return f"HTTP {status}: {text}" if status else f"{type(exc).__name__}: {text}"
+
+
+def make_client(api_key: str) -> Any:
+    import flywheel
+
+    return flywheel.Client(api_key)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: AgentConfig,
+        state: State,
+        spool: Spool,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.spool = spool
+        self.mapping = config.mapping_config()
+        self._client_factory = client_factory or (lambda: make_client(config.flywheel.api_key))
+        self._client: Any = None
+        self._lock = threading.Lock()  # one series at a time through process_series
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- sweeper ---------------------------------------------------------------------
+
+    def start(self, interval: float = 0.2) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(interval,), daemon=True)
+        self._thread.name = "pipeline"
+        self._thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep the loop alive whatever happens
+                log.exception("pipeline sweep failed")
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def wake(self, series_uid: str | None = None) -> None:
+        """Sweep now instead of at the next interval (e.g. a PULL retrieve completed)."""
+        self._wake.set()
+
+    def run_once(self) -> int:
+        """Process every series that is due; return how many were processed."""
+        due = self.state.due_series(self.config.push.series_quiet_seconds)
+        metrics.QUEUE_DEPTH.set(self.state.queue_depth())
+        for series_uid in due:
+            if self._stop.is_set():
+                break
+            self.process_series(series_uid)
+        return len(due)
+
+    # ---- one series ------------------------------------------------------------------
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def process_series(self, series_uid: str) -> str:
+        """Judge and upload one series now; return its state afterwards."""
+        with self._lock:
+            claimed = self.state.claim(series_uid)
+            if claimed is None:
+                row = self.state.series(series_uid)
+                return row.state if row else ""
+            claimed_at, instances = claimed
+            started = time.monotonic()
+            try:
+                return self._process(series_uid, claimed_at, instances, started)
+            except Exception as exc:  # anything unexpected parks it as failed, never lost
+                log.exception("series %s: unexpected error", series_uid)
+                self._fail(series_uid, claimed_at, describe(exc))
+                return FAILED
+            finally:
+                shutil.rmtree(self.spool.work / safe_name(series_uid), ignore_errors=True)
+
+    def _process(
+        self, series_uid: str, claimed_at: float, instances: list[InstanceRow], started: float
+    ) -> str:
+        from fwmapping import NotDicomError, map_dataset, policy_allows, read_header
+
+        previous = self.state.series(series_uid)
+        was_uploaded = previous is not None and previous.uploaded_count > 0
+        groups: dict[str, list[InstanceRow]] = {}
+        headers: dict[str, Any] = {}
+        good: list[InstanceRow] = []
+        for inst in instances:
+            key = inst.acq_uid
+            if key and key in headers:
+                groups[key].append(inst)
+                good.append(inst)
+                continue
+            try:
+                ds = read_header(inst.path)
+            except NotDicomError as exc:
+                self._quarantine(inst, str(exc))
+                continue
+            except OSError as exc:
+                self._quarantine(inst, f"cannot read spooled file: {exc}")
+                continue
+            if not key:
+                from fwmapping import acquisition_uid
+
+                key = acquisition_uid(ds)
+            headers.setdefault(key, ds)
+            groups.setdefault(key, []).append(inst)
+            good.append(inst)
+        if not good:
+            final = UPLOADED if was_uploaded else ABANDONED
+            self._finish(series_uid, final, claimed_at, [], error="no readable instances")
+            log.warning("series %s: nothing left to upload (all instances quarantined)", series_uid)
+            return final
+        first = next(iter(headers.values()))
+        if not policy_allows(first, self.mapping):
+            removed = self._finish(series_uid, OPTED_OUT, claimed_at, good, placement="opted_out")
+            self._remove(removed)
+            self.state.bump("opted_out_series")
+            metrics.OPTED_OUT.inc()
+            log.info("series %s: opted out by policy (%d instances deleted)", series_uid, len(good))
+            return OPTED_OUT
+
+        destinations = []
+        placement = ""
+        for key, members in groups.items():
+            metadata = map_dataset(headers[key], self.mapping)
+            try:
+                placed, dest = self._upload_with_retry(
+                    series_uid, metadata, members, headers[key], was_uploaded
+                )
+            except Exception as exc:
+                reason = describe(exc)
+                self._fail(series_uid, claimed_at, reason)
+                metrics.FAILED.inc()
+                log.error("series %s: upload failed, will retry: %s", series_uid, reason)
+                return FAILED
+            placement = placed["routing"].get("resolved", "")
+            destinations.append(dest)
+        removed = self._finish(
+            series_uid,
+            UPLOADED,
+            claimed_at,
+            good,
+            placement=placement,
+            destination="; ".join(destinations),
+        )
+        self._remove(removed)
+        elapsed = time.monotonic() - started
+        metrics.UPLOAD_LATENCY.observe(elapsed)
+        metrics.UPLOADED.labels(placement=placement).inc()
+        metrics.UPLOADED_INSTANCES.inc(len(good))
+        log.info(
+            "series %s: %d instances uploaded to %s (%s) in %.2fs",
+            series_uid, len(good), "; ".join(destinations), placement, elapsed,
+        )  # fmt: skip
+        return UPLOADED
+
+    def _upload_with_retry(
+        self,
+        series_uid: str,
+        metadata: dict[str, Any],
+        members: list[InstanceRow],
+        header: Any,
+        was_uploaded: bool,
+    ) -> tuple[dict[str, Any], str]:
+        fw = self.config.flywheel
+
+        @backoff.on_exception(
+            backoff.expo,
+            Exception,
+            max_time=fw.retry_max_seconds,
+            max_value=fw.retry_max_interval,
+            jitter=backoff.full_jitter,
+            giveup=lambda exc: is_permanent(exc) or self._stop.is_set(),
+            on_backoff=lambda details: log.warning(
+                "series %s: upload attempt %d failed (%s); retrying in %.1fs",
+                series_uid,
+                details["tries"],
+                describe(details["exception"]),  # type: ignore[arg-type]
+                details.get("wait") or 0,
+            ),  # fmt: skip
+            logger=None,
+        )
+        def attempt() -> tuple[dict[str, Any], str]:
+            try:
+                client = self.client()
+                placed = resolve(client, metadata)
+            except Exception:
+                self._client = None  # a fresh client next time (e.g. after an outage)
+                raise
+            work = self.spool.work / safe_name(series_uid)
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True, exist_ok=True)
+            paths = [Path(m.path) for m in members]
+            if was_uploaded:
+                paths += self._earlier_members(client, placed, work, {p.name for p in paths})
+            zip_path = zip_series(paths, work / zip_name(placed))
+            upload_acquisition(client, placed, zip_path, header=header_info(header))
+            return placed, _where(placed)
+
+        return attempt()
+
+    def _earlier_members(
+        self, client: Any, placed: dict[str, Any], work: Path, have: set[str]
+    ) -> list[Path]:
+        """Instances of the zip uploaded before (a late instance re-uploads the whole
+        series): download it and keep the members we do not hold a newer copy of."""
+        acq_uid = placed["acquisition"]["uid"]
+        name = zip_name(placed)
+        acquisition = client.acquisitions.find_first(f"uid={acq_uid}")
+        if acquisition is None:
+            return []
+        acquisition = client.get_acquisition(acquisition.id)
+        if not any(f.name == name for f in acquisition.files or []):
+            return []
+        earlier = work / "earlier.zip"
+        client.download_file_from_acquisition(acquisition.id, name, str(earlier))
+        out = work / "earlier"
+        kept: list[Path] = []
+        with zipfile.ZipFile(earlier) as zf:
+            for info in zf.infolist():
+                base = os.path.basename(info.filename)
+                if info.is_dir() or not base or base in have:
+                    continue
+                target = out / base
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                kept.append(target)
+                have.add(base)
+        return kept
+
+    # ---- bookkeeping -----------------------------------------------------------------
+
+    def _finish(
+        self,
+        series_uid: str,
+        final: str,
+        claimed_at: float,
+        done: list[InstanceRow],
+        placement: str = "",
+        destination: str = "",
+        error: str = "",
+    ) -> list[str]:
+        _, removed = self.state.finish(
+            series_uid,
+            final,
+            claimed_at,
+            done,
+            placement=placement,
+            destination=destination,
+            error=error,
+        )
+        return removed
+
+    def _fail(self, series_uid: str, claimed_at: float, reason: str) -> None:
+        self.state.finish(
+            series_uid,
+            FAILED,
+            claimed_at,
+            [],
+            error=reason,
+            retry_in=self.config.flywheel.failed_retry_seconds,
+        )
+
+    def _quarantine(self, inst: InstanceRow, reason: str) -> None:
+        source = Path(inst.path)
+        dest = self.spool.quarantine / source.name
+        try:
+            os.replace(source, dest)
+        except OSError:
+            dest = source
+        self.state.quarantine(dest, reason, series_uid=inst.series_uid, sop_uid=inst.sop_uid)
+        metrics.QUARANTINED.inc()
+        log.warning("quarantined %s of series %s: %s", inst.sop_uid, inst.series_uid, reason)
+
+    def _remove(self, paths: list[str]) -> None:
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+
+
+def _where(placed: dict[str, Any]) -> str:
+    session = placed.get("session", {})
+    subject = session.get("subject", {}).get("label", "")
+    return f"{placed['group']['_id']}/{placed['project']['label']}/{subject}/{session.get('label', '')}"
