@@ -3,3 +3,5 @@
 import os
 
 os.environ.setdefault("FLYWHEEL_SDK_TOTAL_RETRIES", "0")
+
+pytest_plugins = ["tests.support.fixtures"]

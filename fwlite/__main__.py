@@ -1,0 +1,7 @@
+"""``python -m fwlite`` is ``fwlite``."""
+
+import sys
+
+from fwlite.cli import main
+
+sys.exit(main())
