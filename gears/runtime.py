@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+import jsonschema
 from fw_gear.context import GearContext
 
 log = logging.getLogger("fwgear")
@@ -45,6 +46,28 @@ def rebase_inputs(context: GearContext, root: Path) -> None:
             location["path"] = str(root / path[len(GEAR_ROOT) + 1 :])
 
 
+def check_config(context: GearContext) -> str | None:
+    """Fill manifest defaults for missing options and validate, as Flywheel does at job
+    creation; return one readable message for the first problem, or None."""
+    manifest = context.manifest
+    if manifest is None:
+        return None
+    opts = context.config.opts
+    for key, spec in (manifest.get_value("config") or {}).items():
+        if key not in opts and isinstance(spec, dict) and "default" in spec:
+            opts[key] = spec["default"]
+    schema = manifest.derive_config_schema(full=True)
+    errors = sorted(
+        jsonschema.Draft4Validator(schema).iter_errors({"config": opts}),
+        key=lambda error: list(error.path),
+    )
+    if not errors:
+        return None
+    first = errors[0]
+    where = ".".join(str(part) for part in first.path) or "config"
+    return f"{where}: {first.message}"
+
+
 def run_gear(gear: str, root: Path) -> int:
     """Run one gear with DIR as its /flywheel/v0 and return its exit code."""
     config = root / "config.json"
@@ -52,13 +75,23 @@ def run_gear(gear: str, root: Path) -> int:
         log.error("no config.json in %s: a gear needs Flywheel's config.json to run", root)
         return 2
     module = importlib.import_module(GEARS[gear])
-    with GearContext(
-        gear_path=str(root),
-        manifest_path=str(manifest_path(gear, root)),
-        config_path=str(config),
-    ) as context:
+    try:
+        context = GearContext(
+            gear_path=str(root),
+            manifest_path=str(manifest_path(gear, root)),
+            config_path=str(config),
+        )
+    except Exception as exc:  # bad config.json, manifest or api-key: say so in one line
+        log.debug("gear context for %s failed", gear, exc_info=True)
+        log.error("%s cannot start: %s: %s", gear, type(exc).__name__, exc)
+        return 2
+    with context:
         context.init_logging()
         rebase_inputs(context, root)
+        problem = check_config(context)
+        if problem:
+            log.error("%s: invalid configuration: %s", gear, problem)
+            return 2
         try:
             code = int(module.run(context))
         except Exception as exc:  # the one place a gear's unexpected error becomes a message
