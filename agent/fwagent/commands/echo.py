@@ -1,12 +1,111 @@
-"""fwagent echo (placeholder until its issue lands)."""
+"""fwagent echo --config agent.yaml: C-ECHO our own SCPs and the peers, check Flywheel auth.
+
+One line per check with a plain verdict; exit 0 only when every check passed.
+"""
+
+from __future__ import annotations
 
 import argparse
+import socket
+import ssl
+from typing import Any
+
+from fwagent.commands.common import add_config_argument, load_or_exit
+from fwagent.config import AgentConfig, TlsConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="agent.yaml")
+    add_config_argument(parser)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per check")
+
+
+def client_ssl(tls: TlsConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca or None)
+    ctx.check_hostname = False
+    if not tls.ca:
+        ctx.verify_mode = ssl.CERT_NONE
+    if tls.cert and tls.key:
+        ctx.load_cert_chain(tls.cert, tls.key)
+    return ctx
+
+
+def c_echo(
+    calling: str, called: str, host: str, port: int, tls: TlsConfig | None, timeout: float
+) -> tuple[bool, str]:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        return False, f"nothing answers on {host}:{port} ({exc.strerror or exc})"
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae.add_requested_context(Verification)
+    tls_args: Any = None
+    if tls is not None and tls.enabled:
+        try:
+            tls_args = (client_ssl(tls), "")
+        except (OSError, ssl.SSLError) as exc:
+            return False, f"cannot load TLS certificates: {exc}"
+    assoc = ae.associate(host, port, ae_title=called, tls_args=tls_args)
+    if assoc.is_rejected:
+        return False, f"association rejected (is AE {calling!r} allowed there?)"
+    if not assoc.is_established:
+        return False, "association failed (wrong AE title, TLS mismatch, or refused host)"
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    code = getattr(status, "Status", None)
+    if code == 0:
+        return True, "C-ECHO answered success"
+    return False, f"C-ECHO answered status {code!r}"
+
+
+def flywheel_check(config: AgentConfig) -> tuple[bool, str]:
+    if not config.flywheel.api_key:
+        return False, "no API key configured (flywheel.api_key or FWAGENT_FLYWHEEL_API_KEY)"
+    try:
+        import flywheel
+
+        client = flywheel.Client(config.flywheel.api_key)
+        user = client.get_current_user()
+    except Exception as exc:  # noqa: BLE001 - reported as a verdict
+        status = getattr(exc, "status", None)
+        if status == 401:
+            return False, "Flywheel rejected the API key (401)"
+        if status:
+            return False, f"Flywheel answered HTTP {status}"
+        return False, f"cannot reach Flywheel: {' '.join(str(exc).split())[:200]}"
+    who = getattr(user, "id", None) or getattr(user, "email", None) or "?"
+    return True, f"authenticated as {who}"
 
 
 def main(args: argparse.Namespace) -> int:
-    print("fwagent echo: not built yet")
-    return 2
+    config = load_or_exit(args.config)
+    checks: list[tuple[str, tuple[bool, str]]] = []
+    if config.push.enabled:
+        p = config.push
+        host = "127.0.0.1" if p.host in ("0.0.0.0", "") else p.host
+        name = f"push SCP {p.ae_title}@{host}:{p.port}"
+        calling = p.allowed_calling_aets[0] if p.allowed_calling_aets else "FWAGENT-ECHO"
+        checks.append((name, c_echo(calling, p.ae_title, host, p.port, p.tls, args.timeout)))
+    if config.pull.enabled:
+        q = config.pull
+        name = f"pull SCP {q.ae_title}@127.0.0.1:{q.port}"
+        checks.append(
+            (name, c_echo(q.ae_title, q.ae_title, "127.0.0.1", q.port, None, args.timeout))
+        )
+        peer = q.peer
+        name = f"peer {peer.ae_title}@{peer.host}:{peer.port}"
+        checks.append(
+            (name, c_echo(q.ae_title, peer.ae_title, peer.host, peer.port, q.tls, args.timeout))
+        )
+    checks.append(("Flywheel", flywheel_check(config)))
+    ok = True
+    for name, (passed, detail) in checks:
+        ok = ok and passed
+        print(f"{'OK  ' if passed else 'FAIL'} {name}: {detail}")
+    return 0 if ok else 1

@@ -1,12 +1,48 @@
-"""fwagent run (placeholder until its issue lands)."""
+"""fwagent run --config agent.yaml: run until SIGTERM/SIGINT, then stop cleanly."""
+
+from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import sys
+import threading
+
+from fwagent.commands.common import add_config_argument, load_or_exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="agent.yaml")
+    add_config_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    print("fwagent run: not built yet")
-    return 2
+    config = load_or_exit(args.config)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    from fwagent.agent import Agent
+
+    agent = Agent(config)
+    try:
+        agent.start()
+    except OSError as exc:
+        print(f"fwagent run: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("fwagent").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.getLogger("fwagent").info("agent running (spool %s)", config.spool_dir)
+    print("fwagent: ready", flush=True)
+    while not stop.wait(1.0):
+        pass
+    agent.stop()
+    logging.getLogger("fwagent").info("agent stopped")
+    return 0

@@ -1,12 +1,36 @@
-"""fwagent status (placeholder until its issue lands)."""
+"""fwagent status --config agent.yaml: series by state, failures with reasons, quarantine."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+from fwagent.commands.common import add_config_argument, load_or_exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="agent.yaml")
+    add_config_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    print("fwagent status: not built yet")
-    return 2
+    config = load_or_exit(args.config)
+    if not config.state_path.exists():
+        print(f"fwagent status: no state yet at {config.state_path}", file=sys.stderr)
+        return 1
+    from fwagent.state import State
+
+    state = State(config.state_path)
+    try:
+        summary = state.summary()
+    finally:
+        state.close()
+    if config.pull.enabled:
+        try:
+            from fwagent import pull
+
+            summary["pull"] = pull.status(config)
+        except Exception as exc:  # noqa: BLE001 - status must always print
+            summary["pull"] = {"error": str(exc)}
+    print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return 0

@@ -1,0 +1,86 @@
+"""The running agent: push Storage SCP + pipeline sweeper (+ pull, + metrics endpoint)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import metrics
+from .config import AgentConfig
+from .pipeline import Pipeline
+from .receiver import Spool, StorageSCP
+from .state import State
+
+log = logging.getLogger("fwagent")
+
+
+def recover_spool(spool: Spool, state: State) -> dict[str, int]:
+    """After a restart: drop partial files, forget files that were never acknowledged
+    (no row), re-queue series that were mid-upload."""
+    partial = spool.clean_tmp()
+    known = {row.path for row in state.instances()}
+    orphans = 0
+    for path in spool.instances.glob("*/*.dcm"):
+        if str(path) not in known:
+            path.unlink(missing_ok=True)
+            orphans += 1
+    for directory in spool.instances.iterdir():
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+    requeued = state.recover()
+    return {"partial": partial, "orphans": orphans, "requeued": requeued}
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, client_factory: Any = None) -> None:
+        self.config = config
+        self.spool = Spool(Path(config.spool_dir))
+        self.state = State(config.state_path)
+        self.pipeline = Pipeline(config, self.state, self.spool, client_factory)
+        self.push: StorageSCP | None = None
+        self.pull: Any = None
+
+    def start(self) -> None:
+        found = recover_spool(self.spool, self.state)
+        if any(found.values()):
+            log.info(
+                "recovered spool: %(partial)d partial files removed, %(orphans)d "
+                "unacknowledged files removed, %(requeued)d series re-queued",
+                found,
+            )
+        config = self.config
+        if config.metrics.enabled:
+            metrics.serve(config.metrics.host, config.metrics.port)
+            log.info("metrics on http://%s:%d/metrics", config.metrics.host, config.metrics.port)
+        if config.push.enabled:
+            self.push = StorageSCP(
+                self.spool,
+                self.state,
+                min_free_bytes=int(config.spool_min_free_mb * 1024 * 1024),
+                sent_tag=config.sent_tag,
+                source="push",
+            )
+            self.push.start(
+                config.push.ae_title,
+                config.push.host,
+                config.push.port,
+                tls=config.push.tls,
+                allowed_calling_aets=config.push.allowed_calling_aets,
+                allowed_hosts=config.push.allowed_hosts,
+            )
+        if config.pull.enabled:
+            from . import pull
+
+            self.pull = pull.start(config, self.state, self.pipeline)
+        self.pipeline.start()
+
+    def stop(self) -> None:
+        if self.push is not None:
+            self.push.stop()
+            self.push = None
+        if self.pull is not None:
+            self.pull.stop()
+            self.pull = None
+        self.pipeline.stop()
+        self.state.close()
