@@ -148,7 +148,7 @@ def _routing_shown(value: str, header: Mapping[str, Any], field: str) -> str:
         return masked_routing(value, hits)
     if not value.strip():
         return "(empty)"
-    return "(masked)" if looks_like_phi(value, header) else value
+    return "(masked)" if looks_like_phi(value, header, field) else value
 
 
 def check_location(item: Audited) -> list[Finding]:

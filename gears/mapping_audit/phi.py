@@ -85,11 +85,14 @@ def part_kinds(
     lowered = value.lower()
     if "^" in value or (names and any(w.lower() in names for w in _WORD.findall(value))):
         kinds.append("person name")
-    if any(pattern.search(value) for pattern in _DATE_PATTERNS):
+    rest = value
+    for pattern in _DATE_PATTERNS:
+        rest = pattern.sub(" ", rest)
+    if rest != value:
         kinds.append("date")
     if _SSN.search(value):
         kinds.append("social security number")
-    elif _LONG_DIGITS.search(value):
+    elif _LONG_DIGITS.search(rest):  # digits of a date are not a record number
         kinds.append("long digit run (record number?)")
     if _EMAIL.search(value):
         kinds.append("e-mail address")
@@ -144,7 +147,9 @@ def masked_routing(value: str, hits: list[PhiHit]) -> str:
     return "fw://" + "/".join(shown)
 
 
-def looks_like_phi(value: str, header: Mapping[str, Any] | None = None) -> bool:
-    """Whether a raw value (e.g. a routing field without fw://) should be masked in reports."""
+def looks_like_phi(
+    value: str, header: Mapping[str, Any] | None = None, field: str = "PatientID"
+) -> bool:
+    """Whether a raw value of ``field`` (a routing field without fw://) should be masked."""
     header = header or {}
-    return bool(part_kinds(value, _name_tokens(header), _identifiers(header, "")))
+    return bool(part_kinds(value, _name_tokens(header), _identifiers(header, field)))
