@@ -11,7 +11,8 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,6 @@ from .tagging import TaggedFile, convert
 
 log = logging.getLogger(__name__)
 
-_config.STORE_SEND_CHUNKED_DATASET = True  # send straight from the file on disk
-_config.LOG_HANDLER_LEVEL = "none"  # our log says what matters, once
-logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 RECONNECTS = 2  # a dropped association is re-opened this many times without progress
 RECONNECT_DELAY = 0.5
@@ -58,6 +56,17 @@ class SendResult:
     failed: dict[str, str] = field(default_factory=dict)  # source name -> reason
     tls: list[tuple[str, str]] = field(default_factory=list)  # (version, cipher) per association
     associations: int = 0
+
+
+@contextmanager
+def chunked_from_disk() -> Iterator[None]:
+    """pynetdicom's chunked mode (send straight from the file), only while we send."""
+    previous = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        yield
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = previous
 
 
 def _nodelay(event: Any) -> None:
@@ -147,10 +156,11 @@ class Sender:
         result = SendResult()
         files = list(files)
         pairs = {(f.sop_class, f.transfer_syntax) for f in files}
-        for group in contexts.plan(pairs):
-            classes = {abstract for abstract, _ in group}
-            members = [f for f in files if f.sop_class in classes]
-            self._send_group(group, members, result)
+        with chunked_from_disk():
+            for group in contexts.plan(pairs):
+                classes = {abstract for abstract, _ in group}
+                members = [f for f in files if f.sop_class in classes]
+                self._send_group(group, members, result)
         return result
 
     def _send_group(
@@ -189,7 +199,11 @@ class Sender:
                         log.error("%s: %s", item.source_name, exc)
                         pending.pop(0)
                         continue
-                    status = assoc.send_c_store(to_send.path)
+                    try:
+                        status = assoc.send_c_store(to_send.path)
+                    finally:
+                        if to_send is not item:
+                            to_send.path.unlink(missing_ok=True)
                     if not status:  # aborted, timed out or connection lost: reconnect
                         break
                     pending.pop(0)
