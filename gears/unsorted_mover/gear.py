@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from fw_gear.context import GearContext
@@ -89,8 +90,9 @@ def run(context: GearContext) -> int:
         log.error("unsorted-mover runs on a project, subject or session, not on a %s", ctype)
         return 2
     corrections: list[Correction] = []
-    path = context.config.get_input_path("corrections")
-    if path is not None:
+    given = context.config.get_input_path("corrections")
+    if given is not None:
+        path = Path(given)
         try:
             corrections = read_corrections(path)
         except CorrectionsError as exc:
