@@ -291,7 +291,9 @@ def create_app(data_dir: Path, api_key: str) -> FastAPI:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile) and key != "metadata":
                 parts[value.filename or key] = value.file
-        return upload.place(store, kind, metadata, parts)
+        stored = upload.place(store, kind, metadata, parts)
+        # Core answers /upload/* with File documents whose _id is {file_id, version}
+        return [{**f, "_id": {"file_id": f["file_id"], "version": f["version"]}} for f in stored]
 
     # -- files by id ----------------------------------------------------------------------
 
