@@ -73,12 +73,14 @@ def associate(
         ext_neg=ext_neg,
     )
     if not assoc.is_established:
-        if assoc.is_rejected:
+        if not _reachable(pull):
+            why = "is not reachable (is it running, right host and port?)"
+        elif assoc.is_rejected:
             why = "rejected the association (is our AE title listed on the peer?)"
         elif assoc.is_aborted:
             why = "aborted the association (is our AE title listed on the peer?)"
         else:
-            why = "did not answer (is it running, right host/port/TLS?)"
+            why = "did not answer the association request (TLS or timeout?)"
         raise PullError(f"peer {describe_peer(pull)} {why}")
     try:
         yield assoc
@@ -96,3 +98,11 @@ def new_ae(pull: PullConfig, timeout: float = 30.0) -> AE:
     ae.dimse_timeout = timeout
     ae.network_timeout = timeout
     return ae
+
+
+def _reachable(pull: PullConfig) -> bool:
+    try:
+        with socket.create_connection((pull.peer.host, pull.peer.port), timeout=5):
+            return True
+    except OSError:
+        return False
