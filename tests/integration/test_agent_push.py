@@ -1,0 +1,302 @@
+"""PUSH end to end with real peers: storescu / Orthanc -> agent -> fwlite (real flywheel-sdk)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import flywheel
+import pydicom
+import pytest
+from fwagent.agent import Agent
+from fwagent.config import config_from_dict
+from fwmapping import SentTag, add_sent_tag
+
+from tests.support import peers
+from tests.support.dicomgen import SeriesSpec, write_series
+from tests.support.fwlite_server import FwliteServer
+from tests.support.tls import make_tls_files
+
+QUIET = 0.5
+
+
+def agent_config(tmp_path: Path, fwlite: FwliteServer, **push: Any) -> dict[str, Any]:
+    tls = push.pop("tls", {"enabled": False})
+    top = push.pop("top", {})
+    return {
+        "flywheel": {
+            "api_key": fwlite.api_key,
+            "retry_max_seconds": 60,
+            "retry_max_interval": 0.5,
+            "failed_retry_seconds": 1,
+        },
+        "spool_dir": str(tmp_path / f"spool-{peers.free_port()}"),
+        "spool_min_free_mb": 0,
+        "push": {
+            "ae_title": "FWAGENT",
+            "host": "127.0.0.1",
+            "port": peers.free_port(),
+            "series_quiet_seconds": QUIET,
+            "tls": tls,
+            **push,
+        },
+        **top,
+    }
+
+
+@pytest.fixture
+def make_agent(tmp_path: Path, fwlite: FwliteServer) -> Iterator[Callable[..., Agent]]:
+    started: list[Agent] = []
+
+    def make(**push: Any) -> Agent:
+        agent = Agent(config_from_dict(agent_config(tmp_path, fwlite, **push)))
+        agent.start()
+        started.append(agent)
+        return agent
+
+    yield make
+    for agent in started:
+        agent.stop()
+
+
+def storescu(
+    port: int, paths: list[Path], aet: str = "STORESCU", extra: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    peers.require("storescu")
+    command = ["storescu", "-aet", aet, "-aec", "FWAGENT", *(extra or [])]
+    command += ["127.0.0.1", str(port), *map(str, paths)]
+    return subprocess.run(command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=60)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def settled(agent: Agent, count: int) -> bool:
+    """``count`` series known and none still moving."""
+    rows = agent.state.all_series()
+    return len(rows) == count and all(
+        r.state in ("uploaded", "opted_out", "abandoned") for r in rows
+    )
+
+
+def zip_members(fw: Any, acquisition: Any) -> list[str]:
+    acquisition = fw.get_acquisition(acquisition.id)
+    (entry,) = acquisition.files
+    data = fw.download_file_from_acquisition_as_data(acquisition.id, entry.name)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return sorted(n for n in zf.namelist() if not n.endswith("/"))
+
+
+def tree(fw: Any) -> dict[str, list[tuple[str, str, str, str, int]]]:
+    """group -> [(project, subject, session, acquisition, n files)]"""
+    out: dict[str, list[tuple[str, str, str, str, int]]] = {}
+    for session in fw.sessions():
+        session = fw.get_session(session.id)
+        project = fw.get_project(session.parents.project)
+        subject = fw.get_subject(session.parents.subject)
+        for acq in fw.get_session_acquisitions(session.id):
+            acq = fw.get_acquisition(acq.id)
+            out.setdefault(session.parents.group, []).append(
+                (project.label, subject.label, session.label, acq.label, len(acq.files))
+            )
+    return out
+
+
+def test_storescu_routing_mix_lands_where_the_rules_say(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    fw.add_group(flywheel.Group(id="psych", label="Psychology"))
+    fw.get_group("psych").add_project(label="study01")
+    specs = {
+        "routed": SeriesSpec(count=4, patient_id="fw://psych/study01/s01/baseline"),
+        "group_only": SeriesSpec(count=3, patient_id="fw://psych"),
+        "no_scheme": SeriesSpec(count=2, patient_id="psych/study01"),
+        "missing_group": SeriesSpec(count=2, patient_id="fw://nosuchgroup/x"),
+        "opt_out": SeriesSpec(count=3, patient_id="fw://psych/study01/s02 NOFW"),
+    }
+    paths: list[Path] = []
+    for name, spec in specs.items():
+        paths += write_series(tmp_path / name, spec)
+    agent = make_agent()
+    result = storescu(agent.config.push.port, paths)
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: settled(agent, 5))
+
+    placed = tree(fw)
+    psych = sorted(placed["psych"])
+    assert [p[0] for p in psych] == ["Unsorted", "study01"]
+    assert psych[1] == ("study01", "s01", "baseline", "Series 002", 1)
+    unknown = sorted(placed["unknown"])
+    assert [u[0] for u in unknown] == ["Unsorted", "Unsorted"]
+    assert sum(len(v) for v in placed.values()) == 4  # the opted-out series never uploaded
+    counts = agent.state.count_by_state()
+    assert counts["uploaded"] == 4 and counts["opted_out"] == 1
+    assert agent.state.queue_depth() == 0
+    assert list(agent.spool.instances.glob("*/*.dcm")) == []  # spool freed (incl. opt-out)
+    # provenance: the routing object is kept on the session
+    routed = fw.sessions.find_first("label=baseline")
+    routing = fw.get_session(routed.id).info["fwagent"]["routing"]
+    assert routing == {
+        "field": "PatientID",
+        "value": "fw://psych/study01/s01/baseline",
+        "placement": "routed",
+        "resolved": "routed",
+    }
+    acq = fw.get_session_acquisitions(routed.id)[0]
+    assert len(zip_members(fw, acq)) == 4
+    entry = fw.get_acquisition(acq.id).files[0]
+    assert entry.name == "Series 002.dicom.zip" and entry.type == "dicom"
+    assert entry.info["header"]["dicom"]["PatientID"] == "fw://psych/study01/s01/baseline"
+
+
+def test_duplicates_late_arrivals_sent_tag_and_malformed(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    spec = SeriesSpec(count=3, patient_id="fw://unknown/Unsorted/s9")
+    paths = write_series(tmp_path / "a", spec)
+    # a file that went out through dicom-send: acknowledged, dropped
+    sent = write_series(tmp_path / "sent", SeriesSpec(count=1))[0]
+    ds = pydicom.dcmread(sent)
+    add_sent_tag(ds, SentTag())
+    ds.save_as(sent)
+    # a malformed instance in the same series: no SeriesInstanceUID is fine for storescu
+    broken = tmp_path / "broken.dcm"
+    ds = pydicom.dcmread(paths[0])
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    del ds.SeriesInstanceUID
+    ds.save_as(broken)
+    agent = make_agent()
+    port = agent.config.push.port
+    # paths[0] twice: a duplicate; the broken one is answered 0xC000, the rest carry on
+    storescu(port, [*paths, paths[0], sent, broken])
+    wait_until(lambda: settled(agent, 1))
+    (session,) = fw.sessions()
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(zip_members(fw, acq)) == 3
+    assert agent.state.counters()["dropped_sent_by_flywheel"] == 1
+    quarantine = agent.state.quarantined()
+    assert len(quarantine) == 1 and "SeriesInstanceUID" in quarantine[0]["reason"]
+    # a late instance re-uploads the complete series under the same file name
+    late = write_series(tmp_path / "late", SeriesSpec(**{**spec.__dict__, "count": 2}))
+    assert storescu(port, late).returncode == 0
+    wait_until(lambda: agent.state.series(spec.series_uid).uploaded_count == 5)
+    wait_until(lambda: settled(agent, 1))
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(fw.get_acquisition(acq.id).files) == 1
+    assert len(zip_members(fw, acq)) == 5
+    assert len(fw.sessions()) == 1
+
+
+def test_disallowed_ae_and_host_refused(
+    tmp_path: Path, fwlite: FwliteServer, make_agent: Callable[..., Agent]
+) -> None:
+    paths = write_series(tmp_path / "a", SeriesSpec(count=1))
+    agent = make_agent(allowed_calling_aets=["SCANNER1"])
+    refused = storescu(agent.config.push.port, paths, aet="INTRUDER")
+    assert refused.returncode != 0
+    assert "reject" in (refused.stderr + refused.stdout).lower()
+    assert agent.state.queue_depth() == 0
+    assert storescu(agent.config.push.port, paths, aet="SCANNER1").returncode == 0
+    assert agent.state.queue_depth() == 1 or agent.state.count_by_state()["uploaded"] == 1
+    other = make_agent(allowed_hosts=["10.9.9.9"])
+    assert storescu(other.config.push.port, paths).returncode != 0
+    assert other.state.queue_depth() == 0
+
+
+def test_mutual_tls_accepts_client_cert_and_refuses_without(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    files = make_tls_files(tmp_path / "pki")
+    tls = {
+        "enabled": True,
+        "cert": str(files.server_cert),
+        "key": str(files.server_key),
+        "ca": str(files.ca),
+        "require_client_cert": True,
+    }
+    agent = make_agent(tls=tls)
+    paths = write_series(tmp_path / "a", SeriesSpec(count=2))
+    port = agent.config.push.port
+    no_cert = storescu(port, paths, extra=["+tla", "+cf", str(files.ca)])  # TLS, no client cert
+    assert no_cert.returncode != 0
+    assert agent.state.queue_depth() == 0
+    ok = storescu(
+        port,
+        paths,
+        extra=["+tls", str(files.client_key), str(files.client_cert), "+cf", str(files.ca)],
+    )
+    assert ok.returncode == 0, ok.stderr
+    wait_until(lambda: settled(agent, 1))
+    (session,) = fw.sessions()
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(zip_members(fw, acq)) == 2
+
+
+def test_out_of_resources_below_free_space_floor(
+    tmp_path: Path, fwlite: FwliteServer, make_agent: Callable[..., Agent]
+) -> None:
+    agent = make_agent(top={"spool_min_free_mb": 1e12})  # a floor no disk meets
+    paths = write_series(tmp_path / "a", SeriesSpec(count=2))
+    result = storescu(agent.config.push.port, paths)
+    assert "0xa700" in (result.stderr + result.stdout).lower() or result.returncode != 0
+    assert agent.state.queue_depth() == 0
+    assert list(agent.spool.instances.glob("*/*.dcm")) == []
+
+
+def test_flywheel_outage_waits_and_resumes(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    agent = make_agent()
+    fwlite.set_fault(status=503, path_prefix="/api/upload")
+    paths = write_series(tmp_path / "a", SeriesSpec(count=3))
+    assert storescu(agent.config.push.port, paths).returncode == 0
+    time.sleep(QUIET + 2.0)
+    assert fw.sessions() == []
+    assert agent.state.queue_depth() == 3  # nothing freed while Flywheel is down
+    fwlite.clear_fault()
+    # then Flywheel gone altogether for a while, and back
+    fwlite.stop()
+    time.sleep(1.5)
+    assert agent.state.queue_depth() == 3
+    fwlite.start()
+    wait_until(lambda: settled(agent, 1), timeout=30)
+    (session,) = fw.sessions()
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(zip_members(fw, acq)) == 3
+    assert agent.state.queue_depth() == 0
+
+
+def test_orthanc_forwards_to_the_agent(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    from tests.support.orthanc import OrthancServer
+
+    agent = make_agent()
+    orthanc = OrthancServer(
+        tmp_path / "orthanc", modalities={"agent": ("FWAGENT", "127.0.0.1", agent.config.push.port)}
+    )
+    orthanc.start()
+    try:
+        paths = write_series(tmp_path / "a", SeriesSpec(count=3, patient_id="fw://unknown"))
+        ids = [orthanc.upload(p)["ID"] for p in paths]
+        orthanc.rest(
+            "POST", "/modalities/agent/store", json={"Resources": ids, "Synchronous": True}
+        )
+    finally:
+        orthanc.stop()
+    wait_until(lambda: settled(agent, 1))
+    (session,) = fw.sessions()
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(zip_members(fw, acq)) == 3
