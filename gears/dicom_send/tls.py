@@ -13,6 +13,7 @@ name is not checked: PACS certificates rarely name the address they are reached 
 from __future__ import annotations
 
 import ssl
+import warnings
 from dataclasses import dataclass
 
 from .config import ConfigError, TlsSettings
@@ -51,7 +52,9 @@ def client_context(settings: TlsSettings) -> ssl.SSLContext:
     """An SSLContext for our side of the association, per the chosen profile."""
     profile = PROFILES[settings.profile]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = profile.minimum
+    with warnings.catch_warnings():  # TLS 1.0 is deprecated in Python, yet BCP195 allows it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = profile.minimum
     context.maximum_version = profile.maximum
     try:
         context.set_ciphers(":".join(profile.ciphers))
