@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ def test_hierarchy_files_info_and_lookup(fw: Any, tmp_path: Path) -> None:
     assert fresh.tags == ["checked"]
     assert [f.name for f in fresh.files] == ["notes.txt"]
     assert fresh.files[0].size == len(b"hello fwlite")
+
+    url = acquisition.get_file_download_url("notes.txt")
+    with urllib.request.urlopen(url, timeout=10) as answer:  # the ticket stands in for the key
+        assert answer.read() == b"hello fwlite"
+    acquisition.update_file_info("notes.txt", {"header": {"dicom": {"PatientID": "x"}}})
+    assert fw.get_acquisition(acquisition.id).get_file("notes.txt").info["header"]["dicom"] == {
+        "PatientID": "x"
+    }
 
 
 def test_wrong_key_is_refused_with_401(fwlite: FwliteServer) -> None:
