@@ -8,21 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fwmapping import MappingConfig, NotDicomError, map_dataset, resolve_placement
+from fwmapping import MappingConfig, NotDicomError, map_dataset, parse_routing, resolve_placement
 from fwmapping.site import SdkSite
 from pydicom.dataset import Dataset
 
 from gears.common.hierarchy import Acquisition, File, Scope, Session, Walker
 
-from .checks import Audited, Finding, check_item, check_splits, dedupe, unreadable
+from .checks import Audited, Finding, check_item, check_splits, dedupe, redact, unreadable
 from .headers import (
+    HeaderFetcher,
     dataset_from_header,
-    fetch_header,
     header_from_dataset,
     header_from_info,
     header_from_path,
     is_dicom_file,
 )
+from .phi import routing_phi
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,22 @@ class AuditResult:
     acquisitions: int = 0  # DICOM acquisitions audited
     files: int = 0  # DICOM files audited
     skipped: int = 0  # acquisitions without a DICOM file
+    downloads: int = 0  # files (or zip members) downloaded for want of header info
 
 
 def read_file_header(
-    client: Any, acquisition: Acquisition, file: File, local: Path | None
+    client: Any, fetch: HeaderFetcher, acquisition: Acquisition, file: File, local: Path | None
 ) -> tuple[dict[str, Any], Dataset]:
     """Header dict and dataset: file info, else the local input, else the file on the site."""
     header = header_from_info(file.info)
     if header is None and not file.info and local is None:
         # listings may leave info out: ask for this file's info before downloading
-        info = client.get_acquisition_file_info(acquisition.id, file.name)
-        header = header_from_info(info if isinstance(info, Mapping) else dict(info or {}))
+        raw = client.get_acquisition_file_info(acquisition.id, file.name)
+        info = raw.get("info") if raw is not None else None
+        header = header_from_info(info if isinstance(info, Mapping) else None)
     if header is not None:
         return header, dataset_from_header(header)
-    ds = header_from_path(local) if local else fetch_header(client, acquisition.id, file.name)
+    ds = header_from_path(local) if local else fetch(acquisition.id, file.name)
     return header_from_dataset(ds), ds
 
 
@@ -119,6 +122,7 @@ def audit(
     and series uids, for runs that see less than a project.
     """
     site = NoFollowSite(SdkSite(client))
+    fetch = HeaderFetcher(client)
     result = AuditResult()
     items: list[Audited] = []
     findings: list[Finding] = []
@@ -132,7 +136,7 @@ def audit(
             result.files += 1
             local = (local_files or {}).get((acquisition.id, file.name))
             try:
-                header, ds = read_file_header(client, acquisition, file, local)
+                header, ds = read_file_header(client, fetch, acquisition, file, local)
             except NotDicomError as exc:
                 findings.append(unreadable(acquisition, file, str(exc)))
                 continue
@@ -150,5 +154,11 @@ def audit(
         except Exception as exc:  # noqa: BLE001 - the in-scope checks still stand
             log.warning("could not search the site for split studies/series: %s", exc)
     findings.extend(check_splits(items, *others))
-    result.findings = dedupe(findings)
+    secrets = set()
+    for item in items:
+        routing = item.expected.get("routing", {})
+        for hit in routing_phi(routing.get("value"), item.header, str(routing.get("field"))):
+            secrets.add(getattr(parse_routing(routing.get("value")), hit.part) or "")
+    result.findings = redact(dedupe(findings), secrets)
+    result.downloads = fetch.downloads
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from fwmapping import UNKNOWN, UNKNOWN_GROUP, UNSORTED, UNSORTED_PROJECT, parse_
 
 from gears.common.hierarchy import Acquisition, File, Session
 
-from .phi import looks_like_phi, masked_routing, routing_phi
+from .phi import looks_like_phi, mask, masked_routing, routing_phi
 
 ERROR = "error"
 WARNING = "warning"
@@ -297,7 +297,7 @@ def check_splits(
     findings: list[Finding] = []
     for uid, by_id in sessions.items():
         if len(by_id) > 1:
-            paths = "; ".join(sorted(session.fw_path for session in by_id.values()))
+            paths = "; ".join(sorted(f"{s.fw_path} ({s.id})" for s in by_id.values()))
             for session in by_id.values():
                 if session.id in in_scope_sessions:
                     findings.append(
@@ -310,7 +310,7 @@ def check_splits(
                     )
     for uid, by_acq in acquisitions.items():
         if len(by_acq) > 1:
-            paths = "; ".join(sorted(acq.fw_path for acq in by_acq.values()))
+            paths = "; ".join(sorted(f"{a.fw_path} ({a.id})" for a in by_acq.values()))
             for acq in by_acq.values():
                 if acq.id in in_scope_acqs:
                     findings.append(
@@ -347,3 +347,20 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(finding)
     return out
+
+
+def redact(findings: Iterable[Finding], secrets: Iterable[str]) -> list[Finding]:
+    """Mask labels found to be PHI wherever a row would repeat them (paths, values)."""
+    ordered = sorted({value for value in secrets if value}, key=len, reverse=True)
+    if not ordered:
+        return list(findings)
+
+    def clean(text: str) -> str:
+        for value in ordered:
+            text = text.replace(value, mask(value))
+        return text
+
+    return [
+        replace(f, fw_path=clean(f.fw_path), expected=clean(f.expected), actual=clean(f.actual))
+        for f in findings
+    ]

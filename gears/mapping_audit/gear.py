@@ -127,5 +127,5 @@ def run(context: GearContext) -> int:
     if opts.get("tag_findings") and result.findings:
         existing = {s.id: set(s.tags) for s in scope.sessions}
         existing.update({a.id: set(a.tags) for a in scope.acquisitions})
-        log.info("Tagged %d container(s)", tag_findings(client, result.findings, existing))
+        log.info("Added %d tag(s)", tag_findings(client, result.findings, existing))
     return 0
