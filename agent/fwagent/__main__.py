@@ -1,0 +1,7 @@
+"""python -m fwagent."""
+
+import sys
+
+from fwagent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""kill -9 of ``fwagent run`` mid-receive and mid-upload, then restart: nothing acknowledged
+is lost, nothing is duplicated in Flywheel."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support import peers
+from tests.support.dicomgen import SeriesSpec, write_series
+from tests.support.fwlite_server import FwliteServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(tmp_path: Path, fwlite: FwliteServer) -> tuple[Path, int]:
+    port = peers.free_port()
+    config = {
+        "flywheel": {
+            "api_key": fwlite.api_key,
+            "retry_max_seconds": 120,
+            "retry_max_interval": 0.5,
+            "failed_retry_seconds": 1,
+        },
+        "spool_dir": str(tmp_path / "spool"),
+        "spool_min_free_mb": 0,
+        "push": {"port": port, "series_quiet_seconds": 1},
+    }
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, port
+
+
+def start_agent(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fwagent", "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=out,
+            stderr=out,
+        )
+    peers.wait_for_port(port)
+    return proc
+
+
+def status(config: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "fwagent", "status", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def wait_uploaded(config: Path, n_series: int, timeout: float = 40) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        summary = status(config)
+        if summary["series"]["uploaded"] == n_series and summary["instances_waiting"] == 0:
+            return summary
+        time.sleep(0.3)
+    raise AssertionError(f"not uploaded in {timeout}s: {summary}")
+
+
+def members(fw: Any) -> list[str]:
+    """Zip members of the only acquisition on the site (asserting there is only one)."""
+    (session,) = fw.sessions()
+    (acq,) = fw.get_session_acquisitions(session.id)
+    acq = fw.get_acquisition(acq.id)
+    (entry,) = acq.files
+    data = fw.download_file_from_acquisition_as_data(acq.id, entry.name)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return [n for n in zf.namelist() if not n.endswith("/")]
+
+
+def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
+    peers.require("storescu")
+    config, port = write_config(tmp_path, fwlite)
+    log = tmp_path / "agent.log"
+    paths = write_series(tmp_path / "a", SeriesSpec(count=150))
+    agent = start_agent(config, port, log)
+    sender = subprocess.Popen(
+        ["storescu", "-v", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
+        env=peers.PEER_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    spool = tmp_path / "spool" / "instances"
+    deadline = time.monotonic() + 20
+    while len(list(spool.glob("*/*.dcm"))) < 40 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(agent.pid, signal.SIGKILL)
+    agent.wait()
+    output, _ = sender.communicate(timeout=30)
+    acknowledged = output.count("Received Store Response (Success)")
+    assert 0 < acknowledged < 150, output[-500:]
+    agent = start_agent(config, port, log)
+    try:
+        recorded = status(config)["instances_waiting"]
+        # every acknowledged instance was recorded (at most one more was in flight)
+        assert acknowledged <= recorded <= acknowledged + 1
+        wait_uploaded(config, 1)
+        assert len(members(fw)) == recorded
+        # the scanner sends the whole series again: still one acquisition, one file, 150
+        again = subprocess.run(
+            ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
+            env=peers.PEER_ENV,
+            capture_output=True,
+        )
+        assert again.returncode == 0
+        time.sleep(1.2)
+        wait_uploaded(config, 1)
+        assert len(members(fw)) == 150
+        assert len(set(members(fw))) == 150
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
+
+
+def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
+    peers.require("storescu")
+    config, port = write_config(tmp_path, fwlite)
+    log = tmp_path / "agent.log"
+    paths = write_series(tmp_path / "a", SeriesSpec(count=20))
+    agent = start_agent(config, port, log)
+    fwlite.set_fault(status=503, path_prefix="/api/upload")  # the upload keeps failing
+    sent = subprocess.run(
+        ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
+        env=peers.PEER_ENV,
+        capture_output=True,
+    )
+    assert sent.returncode == 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        uploads = [r for r in fwlite.requests() if r["path"].startswith("/api/upload")]
+        if len(uploads) >= 2:
+            break
+        time.sleep(0.1)
+    assert status(config)["series"]["uploading"] == 1
+    os.kill(agent.pid, signal.SIGKILL)
+    agent.wait()
+    fwlite.clear_fault()
+    before = status(config)
+    assert before["instances_waiting"] == 20
+    agent = start_agent(config, port, log)
+    try:
+        after = wait_uploaded(config, 1)
+        assert after["instances_waiting"] == 0
+        assert sorted(members(fw)) == sorted(f"Series 002/{p.name}" for p in paths)
+        assert len(fw.subjects()) == 1 and len(fw.acquisitions()) == 1
+        assert list((tmp_path / "spool" / "instances").glob("*/*.dcm")) == []
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
