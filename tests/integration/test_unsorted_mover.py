@@ -257,3 +257,57 @@ def test_routing_from_dicom_header_and_session_scope_via_cli(
         "source": "DICOM header",
     }
     assert report.name in [f.name for f in fw.get_session(session.id).files]
+
+
+def test_subject_scope_partial_move_creates_subject(tmp_path: Path, fwlite: Any, fw: Any) -> None:
+    """One of a subject's two sessions can move: a new subject with the same names is made."""
+    fw.add_group({"_id": "psych", "label": "Psychiatry"})
+    first = seed(fw, tmp_path, "fw://psych/study01/s07", "Baseline")
+    second = seed(fw, tmp_path, "fw://psych/study02/s07", "Followup")
+    assert first.parents.subject == second.parents.subject  # both in psych/Unsorted/s07
+    fw.add_project({"group": "psych", "label": "study01"})
+    code, rows, _ = run_mover(tmp_path, fwlite, ("subject", first.parents.subject), False)
+    assert code == 0
+    result = by_id(rows)
+    assert result[first.id]["Status"] == "Moved"
+    assert result[second.id]["Status"] == "Skipped"
+    assert "project 'psych/study02' does not exist" in result[second.id]["Reason"]
+    assert where(fw, first.id) == ("psych", "study01", "s07", "Baseline")
+    assert where(fw, second.id) == ("psych", "Unsorted", "s07", "Followup")
+    created = fw.get_subject(fw.get_session(first.id).parents.subject)
+    assert created.id != first.parents.subject
+    assert (created.firstname, created.lastname) == ("John", "Doe")
+
+
+def test_header_read_from_the_file_when_no_info_kept(tmp_path: Path, fwlite: Any, fw: Any) -> None:
+    """Neither routing record nor classifier header: the zip's first DICOM header is read."""
+    session = seed(fw, tmp_path, "fw://psych/study01/s08")
+    fw.add_group({"_id": "psych", "label": "Psychiatry"})
+    fw.add_project({"group": "psych", "label": "study01"})
+    fw.delete_session_info_fields(session.id, ["fwagent"])
+    [acquisition] = fw.get_session_acquisitions(session.id)
+    [file] = acquisition.files
+    fw.replace_acquisition_file_info(acquisition.id, file.name, {})
+    assert not fw.get_acquisition(acquisition.id).files[0].info
+    code, rows, _ = run_mover(tmp_path, fwlite, ("session", session.id))
+    assert code == 0
+    [row] = rows
+    assert (row["Status"], row["To"]) == ("Planned", "psych/study01/s08/My Study")
+    assert "from DICOM header" in row["Reason"]
+
+
+def test_bad_corrections_csv_is_one_clear_error(
+    tmp_path: Path, fwlite: Any, fw: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    session = seed(fw, tmp_path, "fw://neuro/mri/s05")
+    fw.add_group({"_id": "neuro", "label": "Neuro"})
+    fw.add_project({"group": "neuro", "label": "mri"})
+    before = snapshot(fw)
+    code, rows, _ = run_mover(
+        tmp_path, fwlite, ("session", session.id), False, "session_id,where\nx,y\n"
+    )
+    assert (code, rows) == (1, [])
+    err = capfd.readouterr().err
+    assert "corrections.csv needs a 'target' column" in err and "nothing was moved" in err
+    assert "Traceback" not in err
+    assert snapshot(fw) == before
