@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -133,8 +134,7 @@ def create_app(data_dir: Path, api_key: str) -> FastAPI:
             for key in reversed(sort.split(",")):
                 field, _, order = key.partition(":")
                 found.sort(
-                    key=lambda d, f=field.strip(): str(filters.lookup(d, f) or ""),  # noqa: B008
-                    reverse=order.strip().lower() in ("desc", "-1"),
+                    key=sort_key(field.strip()), reverse=order.strip().lower() in ("desc", "-1")
                 )
             return found[skip : skip + limit if limit else None]
         out: list[dict[str, Any]] = []
@@ -149,6 +149,9 @@ def create_app(data_dir: Path, api_key: str) -> FastAPI:
             if limit and len(out) >= limit:
                 break
         return out
+
+    def sort_key(field: str) -> Callable[[dict[str, Any]], str]:
+        return lambda doc: str(filters.lookup(doc, field) or "")
 
     def descendants(ctype: str, cid: str, child: str) -> list[str]:
         """Ids of the parents whose direct children of type ``child`` are wanted."""

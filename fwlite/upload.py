@@ -171,10 +171,10 @@ def _session(
         _merge(store, existing, meta)
         return store.require(existing["_id"])
     if kind != "label":
-        label = subject_label(subject_meta)
-        if label is None:
+        named = subject_label(subject_meta)
+        if named is None:
             raise StoreError(400, f"{kind} upload of a new session needs session.subject.label")
-        subject_id = find_or_create_subject(store, project["_id"], {**subject_meta, "label": label})
+        subject_id = find_or_create_subject(store, project["_id"], {**subject_meta, "label": named})
     fields = _new_fields("session", meta)
     fields.setdefault("label", str(meta.get("uid") or "session"))
     return store.require(store.insert("session", subject_id, fields))

@@ -81,6 +81,10 @@ def test_finders_page_past_250_with_filter_and_after_id(
     assert len(fw.get_all_sessions(limit=7)) == 7
     assert fw.projects.find_one("label=study01").id == project.id
     assert fw.acquisitions.find("label=nothing") == []
+    newest = fw.sessions.find(f"project={project.id}", sort="label:desc", limit=3)
+    assert [s.label for s in newest] == ["ses259", "ses258", "ses257"]
+    paged = list(fw.sessions.iter_find("label=~^ses0", sort="label:asc", limit=40))
+    assert [s.label for s in paged] == [f"ses{i:03d}" for i in range(100)]
 
 
 def test_resolve_and_lookup_paths(fw: Any, psych: Any, tmp_path: Path) -> None:
