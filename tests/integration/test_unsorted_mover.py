@@ -311,3 +311,29 @@ def test_bad_corrections_csv_is_one_clear_error(
     assert "corrections.csv needs a 'target' column" in err and "nothing was moved" in err
     assert "Traceback" not in err
     assert snapshot(fw) == before
+
+
+def test_failed_move_exits_non_zero_and_a_rerun_finishes(
+    tmp_path: Path, fwlite: Any, fw: Any
+) -> None:
+    """Flywheel refuses one move (503): that row Failed, the others Moved, exit 1; rerun ok."""
+    fw.add_group({"_id": "neuro", "label": "Neuro"})
+    unlucky = seed(fw, tmp_path, "fw://neuro/mri/s01")
+    lucky = seed(fw, tmp_path, "fw://neuro/mri/s02")
+    fw.add_project({"group": "neuro", "label": "mri"})
+    unsorted = project_id(fw, "neuro", "Unsorted")
+    fwlite.set_fault(status=503, path_prefix=f"/api/subjects/{unlucky.parents.subject}")
+    try:
+        code, rows, _ = run_mover(tmp_path, fwlite, ("project", unsorted), False)
+    finally:
+        fwlite.clear_fault()
+    assert code == 1
+    result = by_id(rows)
+    assert result[lucky.id]["Status"] == "Moved"
+    assert result[unlucky.id]["Status"] == "Failed"
+    assert "move failed: 503" in result[unlucky.id]["Reason"]
+    assert where(fw, unlucky.id)[:2] == ("neuro", "Unsorted")
+    assert "unsorted_mover" not in fw.get_session(unlucky.id).info
+    code, rows, _ = run_mover(tmp_path, fwlite, ("project", unsorted), False)
+    assert code == 0 and [(r["Session ID"], r["Status"]) for r in rows] == [(unlucky.id, "Moved")]
+    assert where(fw, unlucky.id) == ("neuro", "mri", "s01", "My Study")
