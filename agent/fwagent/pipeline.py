@@ -209,6 +209,8 @@ class Pipeline:
                 log.error("series %s: upload failed, will retry: %s", series_uid, reason)
                 return FAILED
             placement = placed["routing"].get("resolved", "")
+            if placement == "followed":
+                placement = f"{placed['routing'].get('placement', '')}, existing session followed"
             destinations.append(dest)
         removed = self._finish(
             series_uid,

@@ -91,7 +91,12 @@ def upload_metadata(metadata: dict[str, Any], file_name: str, header: dict[str, 
     routing = body.pop("routing", None)
     session = body.setdefault("session", {})
     if routing is not None:
-        session.setdefault("info", {}).setdefault("fwagent", {})["routing"] = routing
+        # per series, always; on the session only when this upload decided where it went
+        # (a followed session keeps the routing that placed it, and any mover history)
+        acq_info = body.setdefault("acquisition", {}).setdefault("info", {})
+        acq_info.setdefault("fwagent", {})["routing"] = routing
+        if routing.get("resolved") != "followed":
+            session.setdefault("info", {}).setdefault("fwagent", {})["routing"] = routing
     if session.get("timestamp") is None:
         session.pop("timestamp", None)
     acquisition = body.setdefault("acquisition", {})
