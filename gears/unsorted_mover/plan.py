@@ -103,10 +103,13 @@ def _missing(target: Target, site: Site) -> str | None:
     return None
 
 
-def _decide(record: SessionRecord, to: Place, reason: str, **extra: object) -> Decision:
+def _decide(
+    record: SessionRecord, to: Place, reason: str, correction: Correction | None = None
+) -> Decision:
+    """Planned unless the session already is where it should be."""
     if to == record.place:
-        return Decision(record, None, f"{reason}; already in place", SKIPPED, **extra)  # type: ignore[arg-type]
-    return Decision(record, to, reason, PLANNED, **extra)  # type: ignore[arg-type]
+        return Decision(record, None, f"{reason}; already in place", SKIPPED, correction)
+    return Decision(record, to, reason, PLANNED, correction)
 
 
 def plan_correction(record: SessionRecord, correction: Correction, site: Site) -> Decision:
