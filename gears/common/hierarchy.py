@@ -231,19 +231,14 @@ class Walker:
             acquisitions = self.project_acquisitions(project, sessions)
             return Scope("project", container_id, project.label, project, sessions, acquisitions)
         if container_type == "subject":
-            subject = to_subject(client.get_subject(container_id))
+            raw_subject = client.get_subject(container_id)
+            subject = to_subject(raw_subject)
             self._subjects[subject.id] = subject
+            project = self.project(str(_get(_get(raw_subject, "parents"), "project")))
             sessions = [
                 self.session_from(raw)
                 for raw in paged(client.get_subject_sessions, container_id, include_all_info=True)
             ]
-            project = (
-                sessions[0].project
-                if sessions
-                else self.project(
-                    str(_get(_get(client.get_subject(container_id), "parents"), "project"))
-                )
-            )
             return Scope(
                 "subject",
                 container_id,

@@ -118,7 +118,8 @@ def run(context: GearContext) -> int:
         status = getattr(exc, "status", None)
         if status is None:
             raise
-        log.error("the audit could not read the site: HTTP %s %s", status, exc.__class__.__name__)
+        reason = getattr(exc, "detail", None) or getattr(exc, "reason", None) or exc
+        log.error("the audit could not read the site: HTTP %s: %s", status, reason)
         return 1
     scope_desc = f"{scope.type} {scope.label} ({scope.project.group}/{scope.project.label})"
     name = report_name(GEAR, [scope.label])

@@ -83,6 +83,14 @@ def test_clean_project_has_no_findings(tmp_path: Path, fwlite: FwliteServer, fw:
     assert code == 0
     assert REPORT.match(name) and REPORT.match(name).group(1) == "study01"
     assert rows == []
+    subject = fw.get_project_subjects(pid)[0]
+    session = fw.get_project_sessions(pid)[0]
+    for kind, cid in (("subject", subject.id), ("session", session.id)):
+        code, name, rows = audit(tmp_path / kind, fwlite, (kind, cid))
+        assert (code, rows) == (0, [])
+        assert REPORT.match(name).group(1) == (
+            subject.label if kind == "subject" else session.label
+        )
 
 
 def test_each_kind_of_finding(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
@@ -288,3 +296,10 @@ def test_audit_that_cannot_run_exits_non_zero(tmp_path: Path, fwlite: FwliteServ
     assert (code, rows) == (1, [])
     code, _, rows = audit(tmp_path / "x", fwlite, ("project", "0123456789abcdef01234567"))
     assert (code, rows) == (1, [])
+
+
+def test_no_api_key_exits_non_zero(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
+    pid = project(fw, "psych", "study01")
+    root = make_gear_root(tmp_path, config={}, destination={"type": "project", "id": pid})
+    assert runtime.main(["run", "mapping-audit", "--root", str(root)]) == 1
+    assert list((root / "output").glob("*.csv")) == []

@@ -242,3 +242,10 @@ def test_dataset_from_header_skips_unusable_values() -> None:
     assert sorted(element.keyword for element in ds) == ["ImageType", "PatientName"]
     assert str(ds.PatientName) == "Doe^John"
     assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY"]
+
+
+def test_hand_triaged_unroutable_data_is_not_misplaced() -> None:
+    item = as_uploaded(*expected_for(SeriesSpec(patient_id="")))
+    item.acquisition.session.project = Project("p1", "study01", "psych")
+    item.acquisition.session.subject = Subject("sub1", "s01")
+    assert checks_of(check_item(item)) == ["no-routing"]
