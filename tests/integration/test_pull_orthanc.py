@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +174,18 @@ def test_unreachable_peer_is_reported_and_abandoned_series_shows_reason(tmp_path
         assert "abandoned after 2 failed retrievals" in problem["reason"]
         # abandoned: no further attempts
         assert rig.service.cycle().failed == {}
+        # `fwagent status` shows it, with the reason
+        yaml_path = tmp_path / "agent.yaml"
+        yaml_path.write_text(
+            f"spool_dir: {tmp_path / 'spool'}\npull: {{enabled: true}}\npush: {{enabled: false}}\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "fwagent.cli", "status", "--config", str(yaml_path)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        shown = json.loads(out.stdout)["pull"]
+        assert shown["series"][d.ABANDONED] == 1
+        assert shown["abandoned_and_retrying"][0]["reason"] == problem["reason"]
         rig.orthanc.stop()
         report = rig.service.cycle()
         assert "not reachable" in report.error
