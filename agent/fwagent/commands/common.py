@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from fwagent.config import AgentConfig, ConfigError, load_config
@@ -11,7 +12,9 @@ from fwagent.config import AgentConfig, ConfigError, load_config
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
-        help="agent.yaml (FWAGENT_<SECTION>_<KEY> environment variables override it)",
+        default=os.environ.get("FWAGENT_CONFIG") or None,
+        help="agent.yaml (default $FWAGENT_CONFIG; without it, defaults and environment only;"
+        " FWAGENT_<SECTION>_<KEY> variables override the file)",
     )
 
 
