@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,9 @@ def _identifiers(header: Mapping[str, Any], routing_field: str) -> set[str]:
 
 
 def part_kinds(
-    value: str, names: set[str] = frozenset(), identifiers: set[str] = frozenset()
+    value: str,
+    names: AbstractSet[str] = frozenset(),
+    identifiers: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """What in one label looks like PHI (empty when nothing does)."""
     kinds: list[str] = []
