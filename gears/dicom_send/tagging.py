@@ -87,7 +87,7 @@ def convert(tagged: TaggedFile, syntax: str, dest: Path) -> TaggedFile:
     source_syntax = ds.file_meta.TransferSyntaxUID
     if source_syntax.is_compressed:
         try:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)  # the same image, not a new one
         except Exception as exc:  # pydicom raises by plugin; one clear reason is enough
             raise ValueError(
                 f"peer refused {source_syntax.name} and it cannot be decompressed here: {exc}"
