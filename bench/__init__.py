@@ -1,0 +1,1 @@
+"""Benchmarks: ratios against real peers in one run (``make bench``), not timed tests."""
