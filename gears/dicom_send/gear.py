@@ -111,7 +111,7 @@ def send_one(
 
 
 def run(context: Any) -> int:
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # our log says what matters
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # our log says what matters
     config = context.config
     try:
         cfg = settings.load(config.opts, config.get_input_path)

@@ -120,7 +120,9 @@ def echo(peer: Peer) -> None:
     except (OSError, ValueError) as exc:
         raise PeerError(f"cannot connect to {peer.describe()}: {exc}") from None
     if not assoc.is_established:
-        raise PeerError(_why_not(assoc, peer))
+        reason = _why_not(assoc, peer)
+        detail = _tls_probe(peer) if peer.ssl_context and not assoc.is_rejected else None
+        raise PeerError(f"{reason}: {detail}" if detail else reason)
     try:
         if assoc.accepted_contexts:
             status = assoc.send_c_echo()
@@ -134,6 +136,22 @@ def echo(peer: Peer) -> None:
         if assoc.is_established:
             assoc.release()
     log.info("C-ECHO to %s: OK", peer.describe())
+
+
+def _tls_probe(peer: Peer) -> str | None:
+    """Why a TLS handshake with the peer fails (pynetdicom only logs it), or None."""
+    assert peer.ssl_context is not None
+    try:
+        with (
+            socket.create_connection((peer.host, peer.port), timeout=10) as raw,
+            peer.ssl_context.wrap_socket(raw, server_hostname=peer.host) as wrapped,
+        ):
+            wrapped.recv(1)  # TLS 1.3 reports a refused client certificate only on read
+    except ssl.SSLError as exc:
+        return f"TLS: {exc.reason or exc}"
+    except OSError as exc:
+        return str(exc) or None
+    return None
 
 
 def _tls_info(assoc: Association) -> tuple[str, str] | None:
