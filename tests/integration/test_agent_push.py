@@ -300,3 +300,29 @@ def test_orthanc_forwards_to_the_agent(
     (session,) = fw.sessions()
     (acq,) = fw.get_session_acquisitions(session.id)
     assert len(zip_members(fw, acq)) == 3
+
+
+def test_echo_reports_scp_and_flywheel_verdicts(
+    tmp_path: Path,
+    fwlite: FwliteServer,
+    make_agent: Callable[..., Agent],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import yaml
+    from fwagent.cli import main
+
+    agent = make_agent()
+    raw = agent_config(tmp_path, fwlite)
+    raw["push"]["port"] = agent.config.push.port
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["echo", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK   push SCP FWAGENT@127.0.0.1" in out and "OK   Flywheel: authenticated" in out
+    raw["flywheel"]["api_key"] = fwlite.api_key.rsplit(":", 1)[0] + ":wrong"
+    raw["push"]["port"] = peers.free_port()
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["echo", "--config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL push SCP" in out and "nothing answers" in out
+    assert "FAIL Flywheel: Flywheel rejected the API key (401)" in out
