@@ -39,13 +39,13 @@ def test_manifest_is_valid_for_fw_gear(path: Path) -> None:
 
 
 def _command(dockerfile: Path) -> str:
-    """The CMD (or ENTRYPOINT) in exec form, joined as the manifest writes it."""
-    found = ""
+    """ENTRYPOINT + CMD (exec form) joined as the manifest writes its command."""
+    found = {"ENTRYPOINT": [], "CMD": []}
     for line in dockerfile.read_text().splitlines():
         match = re.match(r"\s*(CMD|ENTRYPOINT)\s+(\[.*\])\s*$", line)
         if match:
-            found = " ".join(json.loads(match.group(2)))
-    return found
+            found[match.group(1)] = json.loads(match.group(2))
+    return " ".join(found["ENTRYPOINT"] + found["CMD"])
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
