@@ -3,14 +3,12 @@ is lost, nothing is duplicated in Flywheel."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import yaml
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
+from tests.support.site_files import only_acquisition_members
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,17 +73,6 @@ def wait_uploaded(config: Path, n_series: int, timeout: float = 40) -> dict[str,
     raise AssertionError(f"not uploaded in {timeout}s: {summary}")
 
 
-def members(fw: Any) -> list[str]:
-    """Zip members of the only acquisition on the site (asserting there is only one)."""
-    (session,) = fw.sessions()
-    (acq,) = fw.get_session_acquisitions(session.id)
-    acq = fw.get_acquisition(acq.id)
-    (entry,) = acq.files
-    data = fw.download_file_from_acquisition_as_data(acq.id, entry.name)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return [n for n in zf.namelist() if not n.endswith("/")]
-
-
 def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
     peers.require("storescu")
     config, port = write_config(tmp_path, fwlite)
@@ -113,7 +101,7 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
         # every acknowledged instance was recorded (at most one more was in flight)
         assert acknowledged <= recorded <= acknowledged + 1
         wait_uploaded(config, 1)
-        assert len(members(fw)) == recorded
+        assert len(only_acquisition_members(fw)) == recorded
         # the scanner sends the whole series again: still one acquisition, one file, 150
         again = subprocess.run(
             ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
@@ -123,8 +111,8 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
         assert again.returncode == 0
         time.sleep(1.2)
         wait_uploaded(config, 1)
-        assert len(members(fw)) == 150
-        assert len(set(members(fw))) == 150
+        assert len(only_acquisition_members(fw)) == 150
+        assert len(set(only_acquisition_members(fw))) == 150
     finally:
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=30) == 0
@@ -159,7 +147,7 @@ def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw
     try:
         after = wait_uploaded(config, 1)
         assert after["instances_waiting"] == 0
-        assert sorted(members(fw)) == sorted(f"Series 002/{p.name}" for p in paths)
+        assert sorted(only_acquisition_members(fw)) == sorted(f"Series 002/{p.name}" for p in paths)
         assert len(fw.subjects()) == 1 and len(fw.acquisitions()) == 1
         assert list((tmp_path / "spool" / "instances").glob("*/*.dcm")) == []
     finally:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from fwmapping import SentTag, add_sent_tag
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
+from tests.support.polling import wait_until
+from tests.support.site_files import zip_members
 from tests.support.tls import make_tls_files
 
 QUIET = 0.5
@@ -73,30 +73,12 @@ def storescu(
     return subprocess.run(command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=60)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def settled(agent: Agent, count: int) -> bool:
     """``count`` series known and none still moving."""
     rows = agent.state.all_series()
     return len(rows) == count and all(
         r.state in ("uploaded", "opted_out", "abandoned") for r in rows
     )
-
-
-def zip_members(fw: Any, acquisition: Any) -> list[str]:
-    acquisition = fw.get_acquisition(acquisition.id)
-    (entry,) = acquisition.files
-    data = fw.download_file_from_acquisition_as_data(acquisition.id, entry.name)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return sorted(n for n in zf.namelist() if not n.endswith("/"))
 
 
 def tree(fw: Any) -> dict[str, list[tuple[str, str, str, str, int]]]:
@@ -155,7 +137,7 @@ def test_storescu_routing_mix_lands_where_the_rules_say(
         "resolved": "routed",
     }
     acq = fw.get_session_acquisitions(routed.id)[0]
-    assert len(zip_members(fw, acq)) == 4
+    assert len(zip_members(fw, acq.id)) == 4
     entry = fw.get_acquisition(acq.id).files[0]
     assert entry.name == "Series 002.dicom.zip" and entry.type == "dicom"
     assert entry.info["header"]["dicom"]["PatientID"] == "fw://psych/study01/s01/baseline"
@@ -184,7 +166,7 @@ def test_duplicates_late_arrivals_sent_tag_and_malformed(
     wait_until(lambda: settled(agent, 1))
     (session,) = fw.sessions()
     (acq,) = fw.get_session_acquisitions(session.id)
-    assert len(zip_members(fw, acq)) == 3
+    assert len(zip_members(fw, acq.id)) == 3
     assert agent.state.counters()["dropped_sent_by_flywheel"] == 1
     quarantine = agent.state.quarantined()
     assert len(quarantine) == 1 and "SeriesInstanceUID" in quarantine[0]["reason"]
@@ -195,7 +177,7 @@ def test_duplicates_late_arrivals_sent_tag_and_malformed(
     wait_until(lambda: settled(agent, 1))
     (acq,) = fw.get_session_acquisitions(session.id)
     assert len(fw.get_acquisition(acq.id).files) == 1
-    assert len(zip_members(fw, acq)) == 5
+    assert len(zip_members(fw, acq.id)) == 5
     assert len(fw.sessions()) == 1
 
 
@@ -241,7 +223,7 @@ def test_mutual_tls_accepts_client_cert_and_refuses_without(
     wait_until(lambda: settled(agent, 1))
     (session,) = fw.sessions()
     (acq,) = fw.get_session_acquisitions(session.id)
-    assert len(zip_members(fw, acq)) == 2
+    assert len(zip_members(fw, acq.id)) == 2
 
 
 def test_out_of_resources_below_free_space_floor(
@@ -274,7 +256,7 @@ def test_flywheel_outage_waits_and_resumes(
     wait_until(lambda: settled(agent, 1), timeout=30)
     (session,) = fw.sessions()
     (acq,) = fw.get_session_acquisitions(session.id)
-    assert len(zip_members(fw, acq)) == 3
+    assert len(zip_members(fw, acq.id)) == 3
     assert agent.state.queue_depth() == 0
 
 
@@ -299,7 +281,7 @@ def test_orthanc_forwards_to_the_agent(
     wait_until(lambda: settled(agent, 1))
     (session,) = fw.sessions()
     (acq,) = fw.get_session_acquisitions(session.id)
-    assert len(zip_members(fw, acq)) == 3
+    assert len(zip_members(fw, acq.id)) == 3
 
 
 def test_echo_reports_scp_and_flywheel_verdicts(

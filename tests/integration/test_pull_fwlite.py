@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import threading
 import time
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +19,13 @@ from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, make_instance, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.orthanc import OrthancServer
+from tests.support.polling import wait_until
+from tests.support.site_files import only_acquisition_members
 from tests.support.tls import make_tls_files
 
 pytestmark = pytest.mark.peers
 
 TODAY = dt.date.today().strftime("%Y%m%d")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def uploads(fwlite: FwliteServer) -> int:
@@ -44,17 +34,6 @@ def uploads(fwlite: FwliteServer) -> int:
         for r in fwlite.requests()
         if r["method"] == "POST" and r["path"].startswith("/api/upload")
     )
-
-
-def members(fw: Any) -> list[str]:
-    """The zip members of the single acquisition on the site."""
-    (session,) = fw.sessions()
-    (acq,) = fw.get_session_acquisitions(session.id)
-    acq = fw.get_acquisition(acq.id)
-    (entry,) = acq.files
-    data = fw.download_file_from_acquisition_as_data(acq.id, entry.name)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return sorted(n for n in zf.namelist() if not n.endswith("/"))
 
 
 def uploaded(agent: Agent, series_uid: str) -> bool:
@@ -112,7 +91,7 @@ def test_fwagent_run_pulls_a_study_into_flywheel(
         wait_until(lambda: uploaded(agent, spec.series_uid))
     finally:
         agent.stop()
-    assert len(members(fw)) == 3
+    assert len(only_acquisition_members(fw)) == 3
     assert uploads(fwlite) == 1
 
 
@@ -148,7 +127,7 @@ def test_growing_series_uploaded_once_stable_then_reuploaded_complete(
     assert uploads(fwlite) == 0
     assert service.cycle().retrieved == {spec.series_uid: 5}
     wait_until(lambda: uploaded(agent, spec.series_uid))
-    assert (uploads(fwlite), len(members(fw))) == (1, 5)
+    assert (uploads(fwlite), len(only_acquisition_members(fw))) == (1, 5)
 
     # stable and uploaded: later polls move nothing
     assert service.cycle().retrieved == {}
@@ -160,7 +139,9 @@ def test_growing_series_uploaded_once_stable_then_reuploaded_complete(
     assert service.cycle().actions == {spec.series_uid: d.WAIT}
     assert service.cycle().retrieved == {spec.series_uid: 7}
     wait_until(lambda: uploaded(agent, spec.series_uid) and uploads(fwlite) == 2)
-    assert len(members(fw)) == 7  # the same acquisition, its file replaced by the full series
+    assert (
+        len(only_acquisition_members(fw)) == 7
+    )  # the same acquisition, its file replaced by the full series
     assert len(fw.sessions()) == 1
 
 
@@ -191,7 +172,7 @@ def test_orthanc_stopped_mid_retrieval_completes_later_without_duplicates(
     report = service.cycle()
     assert report.retrieved == {spec.series_uid: 300}
     wait_until(lambda: uploaded(agent, spec.series_uid))
-    names = members(fw)
+    names = only_acquisition_members(fw)
     assert len(names) == len(set(names)) == 300
     assert uploads(fwlite) == 1
 
@@ -227,7 +208,7 @@ def test_tls_to_orthanc_c_get(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> 
             wait_until(lambda: uploaded(agent, spec.series_uid))
         finally:
             agent.stop()
-        assert len(members(fw)) == 3
+        assert len(only_acquisition_members(fw)) == 3
 
         # a peer certificate our CA did not sign is refused: a clear, one-line poll error
         bad = config_from_dict(
