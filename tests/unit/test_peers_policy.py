@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.support import peers
@@ -21,3 +26,14 @@ def test_missing_peer_skips_locally(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_present_program_is_found() -> None:
     assert peers.require("sh")["sh"].endswith("/sh")
+
+
+def test_dcmtk_storescu_wins_over_pynetdicom_app() -> None:
+    """pynetdicom's apps in the venv must never stand in for dcmtk's peers."""
+    path = shutil.which("storescu")
+    if path is None:
+        peers.require("storescu")
+        return
+    assert Path(path).parent != Path(sys.prefix) / "bin"
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    assert "dcmtk" in (version.stdout + version.stderr).lower()
