@@ -20,7 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p fwmapping
+	$(BIN)/mypy -p fwmapping -p fwagent -p gears -p fwlite
 
 test: lint
 	$(BIN)/python -m pytest tests

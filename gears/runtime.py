@@ -41,7 +41,9 @@ def rebase_inputs(context: GearContext, root: Path) -> None:
         return
     for value in context.config.inputs.values():
         location = value.get("location") if isinstance(value, dict) else None
-        path = location.get("path") if isinstance(location, dict) else None
+        if not isinstance(location, dict):
+            continue
+        path = location.get("path")
         if isinstance(path, str) and path.startswith(GEAR_ROOT + "/"):
             location["path"] = str(root / path[len(GEAR_ROOT) + 1 :])
 

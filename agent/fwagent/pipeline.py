@@ -252,7 +252,7 @@ class Pipeline:
                 "series %s: upload attempt %d failed (%s); retrying in %.1fs",
                 series_uid,
                 details["tries"],
-                describe(details["exception"]),  # type: ignore[arg-type]
+                describe(details["exception"]),
                 details.get("wait") or 0,
             ),  # fmt: skip
             logger=None,

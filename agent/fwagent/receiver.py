@@ -31,12 +31,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -182,7 +183,7 @@ def _fast_association_reactor() -> None:
         shim.__dict__.update(_time.__dict__)
         shim.sleep = lambda seconds: _time.sleep(min(seconds, REACTOR_DELAY))  # type: ignore[attr-defined]
         shim.fwagent_shim = True  # type: ignore[attr-defined]
-        association.time = shim  # type: ignore[attr-defined]
+        association.time = shim
 
 
 class _Server(ThreadedAssociationServer):
@@ -268,23 +269,26 @@ class StorageSCP:
         ae.acse_timeout = 30
         ae.maximum_associations = 50
         for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
         ae.require_calling_aet = [a for a in allowed_calling_aets if a]
         _fast_association_reactor()
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, _on_conn_open),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
         ssl_context = server_ssl_context(tls) if tls is not None and tls.enabled else None
-        server = ae.make_server(
-            (host, port),
-            ae_title=ae_title,
-            ssl_context=ssl_context,
-            evt_handlers=handlers,
-            server_class=_Server,
+        server = cast(
+            _Server,
+            ae.make_server(
+                (host, port),
+                ae_title=ae_title,
+                ssl_context=ssl_context,
+                evt_handlers=handlers,
+                server_class=_Server,
+            ),
         )
         server.allowed_hosts = frozenset(h for h in allowed_hosts if h)
         ae._servers.append(server)  # so AE.shutdown() / server.shutdown() find it
@@ -331,7 +335,7 @@ class StorageSCP:
             log.error("spool below its free-space floor: answering Out of Resources")
             metrics.RECEIVE_ERRORS.inc()
             return OUT_OF_RESOURCES
-        request = event.request
+        request = cast(C_STORE, event.request)
         raw = request.DataSet.getvalue()  # type: ignore[union-attr]
         calling = event.assoc.requestor.ae_title
         transfer_syntax = str(event.context.transfer_syntax)

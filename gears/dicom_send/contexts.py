@@ -24,7 +24,7 @@ def contexts_for_class(sop_class: str, syntaxes: Iterable[str]) -> list[tuple[st
     """The (abstract syntax, [transfer syntaxes]) contexts one SOP class needs."""
     present = sorted(set(syntaxes))
     contexts = [(sop_class, [syntax]) for syntax in present]
-    fallback = [syntax for syntax in UNCOMPRESSED if syntax not in present]
+    fallback = [str(syntax) for syntax in UNCOMPRESSED if syntax not in present]
     if fallback:
         contexts.append((sop_class, fallback))
     return contexts

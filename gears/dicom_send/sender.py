@@ -204,7 +204,8 @@ class Sender:
             if info:
                 result.tls.append(info)
             accepted = {
-                (cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts
+                (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                for cx in assoc.accepted_contexts
             }
             progressed = False
             try:

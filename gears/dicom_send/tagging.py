@@ -10,6 +10,7 @@ from fwmapping import NotDicomError, SentTag, add_sent_tag, read_header
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -92,6 +93,6 @@ def convert(tagged: TaggedFile, syntax: str, dest: Path) -> TaggedFile:
             raise ValueError(
                 f"peer refused {source_syntax.name} and it cannot be decompressed here: {exc}"
             ) from None
-    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     ds.save_as(dest, enforce_file_format=True)
     return TaggedFile(dest, tagged.sop_class, tagged.sop_instance, syntax, tagged.source_name)

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.association import Association
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StudyRootQueryRetrieveInformationModelFind as FIND,
+)
 
 from fwagent.pull import net
 from fwagent.pull.decide import Seen

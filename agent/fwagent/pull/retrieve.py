@@ -51,8 +51,8 @@ class Retriever:
         # 1 + 120 storage contexts stays under the 128 a requestor may propose
         self._roles = []
         for context in StoragePresentationContexts:
-            self.get_ae.add_requested_context(context.abstract_syntax)
-            self._roles.append(build_role(context.abstract_syntax, scp_role=True))
+            self.get_ae.add_requested_context(str(context.abstract_syntax))
+            self._roles.append(build_role(str(context.abstract_syntax), scp_role=True))
 
     def retrieve(self, study_uid: str, series_uid: str, expected: int) -> int:
         """Fetch the series; return the images now in the spool for it (>= expected).
