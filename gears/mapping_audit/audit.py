@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fwmapping import MappingConfig, NotDicomError, map_dataset, parse_routing, resolve_placement
+from fwmapping import (
+    MappingConfig,
+    NotDicomError,
+    map_dataset,
+    parse_routing,
+    read_first_header,
+    resolve_placement,
+)
 from fwmapping.site import SdkSite
 from pydicom.dataset import Dataset
 
@@ -20,7 +27,6 @@ from .headers import (
     dataset_from_header,
     header_from_dataset,
     header_from_info,
-    header_from_path,
     is_dicom_file,
 )
 from .phi import routing_phi
@@ -69,7 +75,7 @@ def read_file_header(
         header = header_from_info(info if isinstance(info, Mapping) else None)
     if header is not None:
         return header, dataset_from_header(header)
-    ds = header_from_path(local) if local else fetch(acquisition.id, file.name)
+    ds = read_first_header(local) if local else fetch(acquisition.id, file.name)
     return header_from_dataset(ds), ds
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from fwmapping import NotDicomError, read_header
+from fwmapping import NotDicomError, read_first_header
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
@@ -80,32 +79,6 @@ def dataset_from_header(header: Mapping[str, Any]) -> Dataset:
     return ds
 
 
-def header_from_zip(path: Path) -> Dataset:
-    """The header of the first DICOM member (by name) of a zip, without pixel data."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise NotDicomError(f"{path.name}: not a readable zip ({exc})") from None
-    with archive:
-        names = sorted(info.filename for info in archive.infolist() if not info.is_dir())
-        for name in names:
-            with archive.open(name) as member:
-                try:
-                    ds = pydicom.dcmread(member, stop_before_pixels=True)
-                except Exception:  # noqa: BLE001 - not DICOM: try the next member
-                    continue
-            if "StudyInstanceUID" in ds or "SeriesInstanceUID" in ds:
-                return ds
-    raise NotDicomError(f"{path.name}: no DICOM instance in the zip")
-
-
-def header_from_path(path: Path) -> Dataset:
-    """Header of a local DICOM file or DICOM zip."""
-    if zipfile.is_zipfile(path):
-        return header_from_zip(path)
-    return read_header(path)
-
-
 class HeaderFetcher:
     """Reads headers of files on the site that carry none in their info.
 
@@ -138,7 +111,7 @@ class HeaderFetcher:
             )
             self.downloads += 1
             try:
-                return header_from_path(dest)  # a site ignoring member= sends the zip
+                return read_first_header(dest)  # a site ignoring member= sends the zip
             except NotDicomError:
                 continue
         return None
@@ -153,6 +126,6 @@ class HeaderFetcher:
             self.client.download_file_from_acquisition(acquisition_id, file_name, str(dest))
             self.downloads += 1
             try:
-                return header_from_path(dest)
+                return read_first_header(dest)
             except NotDicomError as exc:  # name the file as the user knows it
                 raise NotDicomError(str(exc).replace(str(dest), file_name)) from None

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fwmapping import NotDicomError, read_header, text
+from fwmapping import NotDicomError, read_first_header, text
 
 from gears.common.hierarchy import Acquisition, Session
 from gears.unsorted_mover.plan import Place, SessionRecord
@@ -65,29 +65,10 @@ def downloaded_value(client: Any, acquisitions: list[Acquisition], field: str) -
                 path = Path(tmp) / "file"
                 try:
                     client.download_file_from_acquisition(acquisition.id, file.name, str(path))
-                    return text(read_header(_first_member(path)), field)
+                    return text(read_first_header(path), field)
                 except (NotDicomError, zipfile.BadZipFile, OSError) as exc:
                     log.warning("cannot read %s of %s: %s", file.name, acquisition.fw_path, exc)
     return None
-
-
-def _first_member(path: Path) -> Path:
-    """A plain file as is; for a zip, its first DICOM member extracted next to it."""
-    if not zipfile.is_zipfile(path):
-        return path
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.infolist():
-            if member.is_dir():
-                continue
-            target = path.parent / "member"
-            with archive.open(member) as source, target.open("wb") as out:
-                out.write(source.read())
-            try:
-                read_header(target)
-            except NotDicomError:
-                continue
-            return target
-    raise NotDicomError(f"{path.name}: no DICOM file in the zip")
 
 
 def to_record(

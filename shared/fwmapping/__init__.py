@@ -5,7 +5,7 @@ so that they can never disagree. See DESIGN.md section 2.
 """
 
 from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag
-from .header import NotDicomError, read_header, text
+from .header import NotDicomError, read_first_header, read_header, text
 from .mapping import acquisition_uid, is_siemens, map_dataset
 from .names import capitalize, split_patient_name
 from .placement import FOLLOWED, Site, resolve_placement
@@ -55,6 +55,7 @@ __all__ = [
     "policy_allows",
     "policy_allows_value",
     "policy_field",
+    "read_first_header",
     "read_header",
     "resolve_placement",
     "split_patient_name",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,31 @@ def read_header(path: str | Path) -> Dataset:
     except Exception:  # noqa: BLE001 - anything unreadable here simply is not DICOM
         pass
     raise NotDicomError(f"{path}: not a DICOM file")
+
+
+def read_first_header(path: str | Path) -> Dataset:
+    """The header of a DICOM file, or of the first DICOM member (by name) of a zip.
+
+    Flywheel keeps an acquisition's series as one zip: only the first instance's header
+    bytes are read, never the pixel data or the other members.
+    """
+    if not zipfile.is_zipfile(path):
+        return read_header(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NotDicomError(f"{path}: not a readable zip ({exc})") from None
+    with archive:
+        names = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+        for name in names:
+            with archive.open(name) as member:
+                try:
+                    ds = pydicom.dcmread(member, stop_before_pixels=True)
+                except Exception:  # noqa: BLE001 - not DICOM: try the next member
+                    continue
+            if "SOPInstanceUID" in ds or "StudyInstanceUID" in ds:
+                return ds
+    raise NotDicomError(f"{path}: no DICOM file in the zip")
 
 
 def text(ds: Dataset, keyword: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from fwmapping import (
     parse_routing,
     policy_allows,
     policy_allows_value,
+    read_first_header,
     read_header,
     resolve_placement,
     split_patient_name,
@@ -251,3 +253,20 @@ def test_resolve_placement_rules() -> None:
     assert placed["session"]["subject"]["label"] == "p7"
     assert placed["routing"]["resolved"] == FOLLOWED
     assert meta["group"] == {"_id": "psych"}  # the input is not changed
+
+
+def test_first_header_of_a_file_or_of_a_zip(tmp_path: Path) -> None:
+    [dicom] = write_series(tmp_path / "d", SeriesSpec(count=1))
+    archive = tmp_path / "series.dicom.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("a-readme.txt", "not dicom")
+        out.write(dicom, "series/one.dcm")
+    uid = read_header(dicom).SOPInstanceUID
+    assert read_first_header(archive).SOPInstanceUID == uid
+    assert read_first_header(dicom).SOPInstanceUID == uid
+    assert "PixelData" not in read_first_header(archive)
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as out:
+        out.writestr("notes.txt", "nothing")
+    with pytest.raises(NotDicomError, match="no DICOM file in the zip"):
+        read_first_header(empty)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
-
 from gears.common.hierarchy import Acquisition, File, Project, Session, Subject
 from gears.unsorted_mover.move import whole_subjects
 from gears.unsorted_mover.plan import PLANNED, SKIPPED, Decision, Place
-from gears.unsorted_mover.records import FROM_HEADER, FROM_INFO, _first_member, to_record
-from tests.support.dicomgen import write_series
+from gears.unsorted_mover.records import FROM_HEADER, FROM_INFO, to_record
 
 UNSORTED = Project("p0", "Unsorted", "unknown")
 
@@ -59,16 +55,6 @@ def test_no_routing_anywhere() -> None:
     s = session("s1", "u1")
     record = to_record(s, [acquisition(s, "A", None)], "PatientID")
     assert (record.routing_value, record.routing_source) == (None, "")
-
-
-def test_first_dicom_member_of_a_zip(tmp_path: Path) -> None:
-    [dicom] = write_series(tmp_path / "d", count=1)
-    archive = tmp_path / "file"
-    with zipfile.ZipFile(archive, "w") as out:
-        out.writestr("readme.txt", "not dicom")
-        out.write(dicom, "series/one.dcm")
-    assert _first_member(archive).read_bytes() == dicom.read_bytes()
-    assert _first_member(dicom) == dicom
 
 
 def test_whole_subjects_only_when_every_session_goes_to_one_place() -> None:
