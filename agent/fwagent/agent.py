@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,17 @@ log = logging.getLogger("fwagent")
 
 
 def recover_spool(spool: Spool, state: State) -> dict[str, int]:
-    """After a restart: drop partial files, forget files that were never acknowledged
-    (no row), re-queue series that were mid-upload."""
+    """After a restart: drop partial files and zips left half-written in spool/work,
+    forget files that were never acknowledged (no row), re-queue series that were
+    mid-upload."""
     partial = spool.clean_tmp()
+    work = 0
+    for leftover in spool.work.iterdir():
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        work += 1
     known = {row.path for row in state.instances()}
     orphans = 0
     for path in spool.instances.glob("*/*.dcm"):
@@ -29,7 +38,7 @@ def recover_spool(spool: Spool, state: State) -> dict[str, int]:
         if directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
     requeued = state.recover()
-    return {"partial": partial, "orphans": orphans, "requeued": requeued}
+    return {"partial": partial, "work": work, "orphans": orphans, "requeued": requeued}
 
 
 class Agent:
@@ -45,7 +54,8 @@ class Agent:
         found = recover_spool(self.spool, self.state)
         if any(found.values()):
             log.info(
-                "recovered spool: %(partial)d partial files removed, %(orphans)d "
+                "recovered spool: %(partial)d partial files and %(work)d work folders removed, "
+                "%(orphans)d "
                 "unacknowledged files removed, %(requeued)d series re-queued",
                 found,
             )

@@ -167,7 +167,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -178,6 +178,14 @@ def load_config(
     config = _build(AgentConfig, raw, [])
     _validate(config)
     return config
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what the parser expected and where (PyYAML's own text spans lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
 
 
 def config_from_dict(raw: dict[str, Any]) -> AgentConfig:

@@ -205,7 +205,6 @@ class Pipeline:
             except Exception as exc:
                 reason = describe(exc)
                 self._fail(series_uid, claimed_at, reason)
-                metrics.FAILED.inc()
                 log.error("series %s: upload failed, will retry: %s", series_uid, reason)
                 return FAILED
             placement = placed["routing"].get("resolved", "")
@@ -338,6 +337,7 @@ class Pipeline:
             error=reason,
             retry_in=self.config.flywheel.failed_retry_seconds,
         )
+        metrics.FAILED.inc()
 
     def _quarantine(self, inst: InstanceRow, reason: str) -> None:
         source = Path(inst.path)

@@ -6,6 +6,7 @@ One line per check with a plain verdict; exit 0 only when every check passed.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import ssl
 from typing import Any
@@ -64,9 +65,20 @@ def c_echo(
     return False, f"C-ECHO answered status {code!r}"
 
 
-def flywheel_check(config: AgentConfig) -> tuple[bool, str]:
+def flywheel_site(api_key: str) -> str:
+    """The host[:port] part of an API key (``host:port:__force_insecure:KEY`` or ``host:KEY``)."""
+    site = api_key.rsplit(":", 1)[0] if ":" in api_key else api_key
+    return site.replace(":__force_insecure", "")
+
+
+def flywheel_check(config: AgentConfig, timeout: float = 10.0) -> tuple[bool, str]:
     if not config.flywheel.api_key:
         return False, "no API key configured (flywheel.api_key or FWAGENT_FLYWHEEL_API_KEY)"
+    site = flywheel_site(config.flywheel.api_key)
+    # one attempt, bounded: the SDK otherwise retries a refused connection for ~2 minutes
+    # (both are read when flywheel is first imported; an explicit environment wins)
+    os.environ.setdefault("FLYWHEEL_SDK_TOTAL_RETRIES", "0")
+    os.environ.setdefault("FLYWHEEL_SDK_CONNECT_TIMEOUT", str(max(1, int(timeout))))
     try:
         import flywheel
 
@@ -75,12 +87,13 @@ def flywheel_check(config: AgentConfig) -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001 - reported as a verdict
         status = getattr(exc, "status", None)
         if status == 401:
-            return False, "Flywheel rejected the API key (401)"
+            return False, f"Flywheel rejected the API key (401) at {site}"
         if status:
-            return False, f"Flywheel answered HTTP {status}"
-        return False, f"cannot reach Flywheel: {' '.join(str(exc).split())[:200]}"
+            return False, f"Flywheel answered HTTP {status} at {site}"
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return False, f"cannot reach Flywheel at {site}: {detail}"
     who = getattr(user, "id", None) or getattr(user, "email", None) or "?"
-    return True, f"authenticated as {who}"
+    return True, f"authenticated as {who} at {site}"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -103,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
         checks.append(
             (name, c_echo(q.ae_title, peer.ae_title, peer.host, peer.port, q.tls, args.timeout))
         )
-    checks.append(("Flywheel", flywheel_check(config)))
+    checks.append(("Flywheel", flywheel_check(config, args.timeout)))
     ok = True
     for name, (passed, detail) in checks:
         ok = ok and passed
