@@ -153,3 +153,47 @@ def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw
     finally:
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=30) == 0
+
+
+def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
+    peers.require("storescu")
+    config, port = write_config(tmp_path, fwlite)
+    log = tmp_path / "agent.log"
+    paths = write_series(tmp_path / "a", SeriesSpec(count=400, rows=128, cols=128))
+    agent = start_agent(config, port, log)
+    sent = subprocess.run(
+        ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
+        env=peers.PEER_ENV,
+        capture_output=True,
+    )
+    assert sent.returncode == 0
+    work = tmp_path / "spool" / "work"
+    deadline = time.monotonic() + 20
+    partial: list[Path] = []
+    while not partial and time.monotonic() < deadline:
+        partial = list(work.glob("*/*.zip.part"))
+    assert partial, "the agent never started writing the zip"
+    os.kill(agent.pid, signal.SIGKILL)
+    agent.wait()
+    # killed while packaging: the half-written zip is on disk, nothing reached Flywheel
+    assert partial[0].exists()
+    assert fw.acquisitions() == []
+    before = status(config)
+    assert before["series"]["uploading"] == 1 and before["instances_waiting"] == 400
+    agent = start_agent(config, port, log)
+    try:
+        wait_uploaded(config, 1)
+        assert "1 work folders removed" in log.read_text()  # the restart cleared it first
+        (session,) = fw.sessions()
+        (acquisition,) = fw.get_session_acquisitions(session.id)
+        assert len(fw.get_acquisition(acquisition.id).files) == 1
+        members = only_acquisition_members(fw)
+        assert len(members) == 400
+        assert set(members) == {f"Series 002/{p.name}" for p in paths}
+        spool = tmp_path / "spool"
+        assert [p for p in spool.rglob("*") if p.name.endswith((".part", ".zip"))] == []
+        assert list((spool / "instances").glob("*/*")) == []
+        assert status(config)["instances_waiting"] == 0
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
