@@ -3,64 +3,18 @@ is lost, nothing is duplicated in Flywheel."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.support import peers
+from tests.support.agent_process import start_agent, status, write_config
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.site_files import only_acquisition_members
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def write_config(tmp_path: Path, fwlite: FwliteServer) -> tuple[Path, int]:
-    port = peers.free_port()
-    config = {
-        "flywheel": {
-            "api_key": fwlite.api_key,
-            "retry_max_seconds": 120,
-            "retry_max_interval": 0.5,
-            "failed_retry_seconds": 1,
-        },
-        "spool_dir": str(tmp_path / "spool"),
-        "spool_min_free_mb": 0,
-        "push": {"port": port, "series_quiet_seconds": 1},
-    }
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path, port
-
-
-def start_agent(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fwagent", "run", "--config", str(config)],
-            cwd=REPO,
-            stdout=out,
-            stderr=out,
-        )
-    peers.wait_for_port(port)
-    return proc
-
-
-def status(config: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "fwagent", "status", "--config", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
 
 
 def wait_uploaded(config: Path, n_series: int, timeout: float = 40) -> dict[str, Any]:
