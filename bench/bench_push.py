@@ -77,15 +77,6 @@ def wait_uploaded(state: Path, series_uid: str, timeout: float = 120) -> float:
     raise TimeoutError("upload not confirmed")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def main() -> dict[str, Any]:
     peers.require("storescu", "storescp")
     results: dict[str, Any] = {}
@@ -103,7 +94,7 @@ def main() -> dict[str, Any]:
                 confirmed = wait_uploaded(state, spec.series_uid)
                 results["latency_s"] = confirmed - last_image
             finally:
-                stop(agent)
+                peers.stop(agent, timeout=30)
             # (b) pynetdicom's stock storescp app
             port_b = peers.free_port()
             (work / "b").mkdir()
@@ -124,7 +115,7 @@ def main() -> dict[str, Any]:
                 peers.wait_for_port(port_b)
                 t_stock = send(port_b, work / "series500", "STORESCP")
             finally:
-                stop(stock)
+                peers.stop(stock, timeout=30)
             # (c) dcmtk storescp
             port_c = peers.free_port()
             dcmtk = peers.start_storescp(work / "c", port_c)
@@ -164,7 +155,7 @@ def main() -> dict[str, Any]:
             finally:
                 done.set()
                 sampler.join()
-                stop(agent)
+                peers.stop(agent, timeout=30)
             results["agent_5000_img_s"] = 5000 / t_big
             results["agent_peak_rss_mb"] = peak[0] / 2**20
         finally:
