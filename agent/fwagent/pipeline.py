@@ -152,7 +152,7 @@ class Pipeline:
     def _process(
         self, series_uid: str, claimed_at: float, instances: list[InstanceRow], started: float
     ) -> str:
-        from fwmapping import NotDicomError, map_dataset, policy_allows, read_header
+        from fwmapping import FOLLOWED, NotDicomError, map_dataset, policy_allows, read_header
 
         previous = self.state.series(series_uid)
         was_uploaded = previous is not None and previous.uploaded_count > 0
@@ -208,8 +208,8 @@ class Pipeline:
                 log.error("series %s: upload failed, will retry: %s", series_uid, reason)
                 return FAILED
             placement = placed["routing"].get("resolved", "")
-            if placement == "followed":
-                placement = f"{placed['routing'].get('placement', '')}, existing session followed"
+            if placement == FOLLOWED:  # where the session is now, not what the string said
+                placement = "existing session followed"
             destinations.append(dest)
         removed = self._finish(
             series_uid,
