@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # sub-command -> module exposing add_arguments(parser) and main(args) -> int
@@ -32,7 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a bare traceback
+        if os.environ.get("FWAGENT_DEBUG"):
+            raise
+        print(
+            f"fwagent {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+            "(set FWAGENT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -326,6 +326,10 @@ def _validate(config: AgentConfig) -> None:
                 raise ConfigError(
                     "push.tls.ca: required when tls.require_client_cert is true (mutual TLS)"
                 )
+            for key in ("cert", "key", "ca"):
+                name = getattr(tls, key)
+                if name and not Path(name).is_file():
+                    raise ConfigError(f"{section}.tls.{key}: {name} is not a readable file")
     if not 0 <= config.sent_tag.group <= 0xFFFF or config.sent_tag.group % 2 == 0:
         raise ConfigError(
             f"sent_tag.group: must be an odd (private) group, got {config.sent_tag.group:#06x}"

@@ -217,9 +217,15 @@ def server_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
     signed by ``tls.ca`` (mutual TLS)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile=tls.cert, keyfile=tls.key)
+    try:
+        ctx.load_cert_chain(certfile=tls.cert, keyfile=tls.key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"TLS cert {tls.cert} / key {tls.key} unusable: {exc}") from None
     if tls.ca:
-        ctx.load_verify_locations(cafile=tls.ca)
+        try:
+            ctx.load_verify_locations(cafile=tls.ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"TLS ca {tls.ca} unusable: {exc}") from None
     ctx.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_NONE
     return ctx
 

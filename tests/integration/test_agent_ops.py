@@ -202,6 +202,10 @@ BAD_CONFIGS = {
     "wrong section type": ("flywheel: [a, b]\n", "flywheel: expected a mapping, got list"),
     "not yaml": ("push: {port: 1\n", "is not valid YAML: "),
     "missing file": (None, "cannot read config "),
+    "missing certificate": (
+        "push: {tls: {enabled: true, cert: /no/cert.pem, key: /no/key.pem, ca: /no/ca.pem}}\n",
+        "push.tls.cert: /no/cert.pem is not a readable file",
+    ),
 }
 
 
@@ -221,3 +225,18 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None
         assert expected in lines[0], where
         assert "Traceback" not in result.stderr, where
     assert not (tmp_path / "spool").exists()
+
+
+def test_unusable_tls_files_stop_the_agent_with_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"spool_dir: {tmp_path / 'spool'}\nspool_min_free_mb: 0\n"
+        f"push: {{port: {peers.free_port()}, tls: {{enabled: true, cert: {junk}, "
+        f"key: {junk}, ca: {junk}}}}}\n"
+    )
+    result = fwagent("run", "--config", str(config))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"fwagent run: cannot start: TLS cert {junk}" in result.stderr

@@ -28,7 +28,8 @@ def main(args: argparse.Namespace) -> int:
     agent = Agent(config)
     try:
         agent.start()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # port in use, unusable TLS files...
+        agent.stop()
         print(f"fwagent run: cannot start: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
