@@ -115,6 +115,13 @@ def echo(peer: Peer) -> None:
     """C-ECHO the peer; raise PeerError with one clear message if it cannot be used."""
     from pynetdicom.presentation import build_context
 
+    try:  # pynetdicom reports a refused connection as an abort: ask TCP first
+        socket.create_connection((peer.host, peer.port), timeout=min(peer.timeout, 15.0)).close()
+    except OSError as exc:
+        raise PeerError(
+            f"cannot connect to {peer.describe()}: {exc.strerror or exc} "
+            "(check destination, port and firewall)"
+        ) from None
     try:
         assoc = associate(peer, [build_context(Verification)])
     except (OSError, ValueError) as exc:

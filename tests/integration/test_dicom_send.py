@@ -182,12 +182,23 @@ def test_more_than_128_sop_classes(tmp_path: Path) -> None:
     assert {str(ds.SOPClassUID) for ds in received(tmp_path / "out").values()} == set(classes)
 
 
-def test_unreachable_peer_is_one_clear_message(tmp_path: Path, caplog) -> None:
+def test_unreachable_peer_is_one_clear_message(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     series = write_series(tmp_path / "src", SeriesSpec(count=2))
     archive = _zip(series, tmp_path / "s.zip")
-    code, rows = run_gear(tmp_path / "gear", peers.free_port(), files={"file": (archive, {})})
+    port = peers.free_port()  # nothing listens there
+    code, rows = run_gear(tmp_path / "gear", port, files={"file": (archive, {})})
     assert code == 1
     assert rows[0]["Images in Series"] == "2" and rows[0]["Status"] == "Failed"
+    log = capfd.readouterr()
+    text = log.out + log.err
+    message = (
+        f"cannot connect to STORESCP@127.0.0.1:{port}: Connection refused "
+        "(check destination, port and firewall)"
+    )
+    assert f"ERROR    ]  {message}" in text
+    assert "aborted" not in text and "Traceback" not in text
 
 
 def test_peer_stopped_mid_send_is_incomplete(tmp_path: Path) -> None:
