@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import backoff
+from fwmapping import policy_field
 
 from . import metrics
 from .config import AgentConfig
@@ -79,6 +80,12 @@ class Pipeline:
         self.state = state
         self.spool = spool
         self.mapping = config.mapping_config()
+        # header fields the site's rules read, kept in file info next to the standard ones
+        self._fields = (
+            self.mapping.routing_field,
+            self.mapping.session_label_key,
+            policy_field(self.mapping),
+        )
         self._client_factory = client_factory or (lambda: make_client(config.flywheel.api_key))
         self._client: Any = None
         self._lock = threading.Lock()  # one series at a time through process_series
@@ -270,7 +277,7 @@ class Pipeline:
             if was_uploaded:
                 paths += self._earlier_members(client, placed, work, {p.name for p in paths})
             zip_path = zip_series(paths, work / zip_name(placed))
-            upload_acquisition(client, placed, zip_path, header=header_info(header))
+            upload_acquisition(client, placed, zip_path, header=header_info(header, self._fields))
             return placed, _where(placed)
 
         return attempt()

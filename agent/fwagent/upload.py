@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pydicom
+from fwmapping import NotDicomError, read_first_header
 from pydicom.dataset import Dataset
 
 from .package import zip_name
@@ -44,10 +44,12 @@ HEADER_KEYWORDS = (
 )
 
 
-def header_info(ds: Dataset) -> dict[str, Any]:
-    """Plain JSON values of the header keywords that are present."""
+def header_info(ds: Dataset, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Plain JSON values of the header keywords that are present, plus ``extra`` ones (the
+    site's routing, policy and session-label fields, so the audit and the mover read the
+    same values the agent did)."""
     info: dict[str, Any] = {}
-    for keyword in HEADER_KEYWORDS:
+    for keyword in dict.fromkeys((*HEADER_KEYWORDS, *extra)):
         if keyword not in ds:
             continue
         value = ds.get(keyword)
@@ -68,20 +70,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, pydicom.valuerep.DSfloat | pydicom.valuerep.DSdecimal):
         return float(value)
     return str(value)
-
-
-def first_header(zip_path: Path) -> Dataset | None:
-    """The header (no pixels) of the first DICOM member of the zip."""
-    with zipfile.ZipFile(zip_path) as zf:
-        for name in zf.namelist():
-            if name.endswith("/"):
-                continue
-            with zf.open(name) as member:
-                try:
-                    return pydicom.dcmread(member, stop_before_pixels=True)
-                except Exception:  # noqa: BLE001 - try the next member
-                    continue
-    return None
 
 
 def upload_metadata(metadata: dict[str, Any], file_name: str, header: dict[str, Any]) -> dict:
@@ -128,8 +116,10 @@ def upload_acquisition(
     (resolved against the site). Raises the SDK's exception on failure."""
     placed = resolve(client, metadata)
     if header is None:
-        ds = first_header(zip_path)
-        header = header_info(ds) if ds is not None else {}
+        try:
+            header = header_info(read_first_header(zip_path))
+        except NotDicomError:
+            header = {}
     name = zip_name(placed)
     body = upload_metadata(placed, name, header)
     from flywheel.file_spec import FileSpec

@@ -1,0 +1,35 @@
+"""The uid-upload body the agent sends: routing provenance and header info."""
+
+from __future__ import annotations
+
+from fwagent.upload import header_info, upload_metadata
+from fwmapping import map_dataset
+
+from tests.support.dicomgen import SeriesSpec, make_instance
+
+
+def test_site_fields_travel_in_file_info() -> None:
+    spec = SeriesSpec(patient_id="MRN1", extra={"OtherPatientIDs": "fw://psych/study01"})
+    ds = make_instance(spec, 0)
+    plain = header_info(ds)
+    assert "OtherPatientIDs" not in plain and plain["PatientID"] == "MRN1"
+    site = header_info(ds, ("OtherPatientIDs", "StudyDescription", "OtherPatientIDs"))
+    assert site["OtherPatientIDs"] == "fw://psych/study01"
+    assert list(site).count("OtherPatientIDs") == 1
+
+
+def test_routing_goes_to_session_and_acquisition_info() -> None:
+    metadata = map_dataset(make_instance(SeriesSpec(), 0))
+    metadata["routing"]["resolved"] = "routed"
+    body = upload_metadata(metadata, "Series 002.dicom.zip", {"PatientID": "x"})
+    assert "routing" not in body
+    assert body["session"]["info"]["fwagent"]["routing"]["value"] == "fw://psych/study01/s01"
+    assert body["acquisition"]["info"]["fwagent"]["routing"]["resolved"] == "routed"
+    (entry,) = body["acquisition"]["files"]
+    assert entry == {
+        "name": "Series 002.dicom.zip",
+        "type": "dicom",
+        "info": {"header": {"dicom": {"PatientID": "x"}}},
+    }
+    metadata["routing"]["resolved"] = "followed"  # a followed session keeps its own record
+    assert "info" not in upload_metadata(metadata, "a.zip", {})["session"]
