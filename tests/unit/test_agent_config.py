@@ -92,3 +92,22 @@ def test_bad_config_says_which_key(tmp_path: Path, text: str, message: str) -> N
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_pull_settings_from_the_environment() -> None:
+    env = {
+        "FWAGENT_PULL_ENABLED": "true",
+        "FWAGENT_PULL_METHOD": "c-get",
+        "FWAGENT_PULL_LOOKBACK_DAYS": "3",
+        "FWAGENT_PULL_MARK_EXISTING_DONE": "yes",
+        "FWAGENT_PULL_MAX_FAILURES": "2",
+        "FWAGENT_PULL_INTERVAL_SECONDS": "15",
+        "FWAGENT_PULL_PEER_AE_TITLE": "HOSPITALPACS",
+        "FWAGENT_PULL_PEER_HOST": "pacs.example.org",
+    }
+    pull = load_config(None, environ=env).pull
+    assert (pull.enabled, pull.method, pull.lookback_days) == (True, "c-get", 3)
+    assert (pull.mark_existing_done, pull.max_failures, pull.interval_seconds) == (True, 2, 15.0)
+    assert (pull.peer.ae_title, pull.peer.host) == ("HOSPITALPACS", "pacs.example.org")
+    with pytest.raises(ConfigError, match="pull.method"):
+        load_config(None, environ={"FWAGENT_PULL_METHOD": "c-teleport"})
