@@ -34,26 +34,6 @@ from .phi import routing_phi
 log = logging.getLogger(__name__)
 
 
-class NoFollowSite:
-    """The site as the agent sees it, except that sessions are not followed.
-
-    The agent follows an existing session uid wherever an admin moved it; the audit asks
-    where the rules alone would put the data, so that a difference shows.
-    """
-
-    def __init__(self, site: Any) -> None:
-        self.site = site
-
-    def group_exists(self, group_id: str) -> bool:
-        return bool(self.site.group_exists(group_id))
-
-    def project_exists(self, group_id: str, project_label: str) -> bool:
-        return bool(self.site.project_exists(group_id, project_label))
-
-    def session_location(self, session_uid: str) -> tuple[str, str, str] | None:
-        return None
-
-
 @dataclass
 class AuditResult:
     findings: list[Finding] = field(default_factory=list)
@@ -127,7 +107,7 @@ def audit(
     gear's file input). ``look_elsewhere`` also searches the whole site for the same study
     and series uids, for runs that see less than a project.
     """
-    site = NoFollowSite(SdkSite(client))
+    site = SdkSite(client)
     fetch = HeaderFetcher(client)
     result = AuditResult()
     items: list[Audited] = []
@@ -149,7 +129,9 @@ def audit(
             if not header.get("StudyInstanceUID") and not header.get("SeriesInstanceUID"):
                 findings.append(unreadable(acquisition, file, "header without Study/Series UID"))
                 continue
-            expected = resolve_placement(map_dataset(ds, config), site)
+            # where the rules alone put the data: not following the session to wherever it
+            # is now (as the agent does), else a misplacement could never show
+            expected = resolve_placement(map_dataset(ds, config), site, follow_sessions=False)
             item = Audited(acquisition, file, header, expected)
             items.append(item)
             findings.extend(check_item(item))

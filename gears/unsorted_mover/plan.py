@@ -20,9 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
-from fwmapping import UNKNOWN_GROUP, UNSORTED_PROJECT, parse_routing
+from fwmapping import (
+    ROUTED,
+    UNKNOWN,
+    UNKNOWN_GROUP,
+    UNSORTED_PROJECT,
+    GroupsAndProjects,
+    parse_routing,
+    site_placement,
+)
 
 from gears.unsorted_mover.corrections import Correction, Target
 
@@ -30,14 +37,6 @@ PLANNED = "Planned"
 MOVED = "Moved"
 SKIPPED = "Skipped"
 FAILED = "Failed"
-
-
-class Site(Protocol):
-    """The part of ``fwmapping.site.Site`` planning needs."""
-
-    def group_exists(self, group_id: str) -> bool: ...
-
-    def project_exists(self, group_id: str, project_label: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def apply_target(place: Place, target: Target) -> Place:
     )
 
 
-def _missing(target: Target, site: Site) -> str | None:
+def _missing(target: Target, site: GroupsAndProjects) -> str | None:
     if not site.group_exists(target.group):
         return f"group '{target.group}' does not exist"
     if not site.project_exists(target.group, target.project):
@@ -112,7 +111,9 @@ def _decide(
     return Decision(record, to, reason, PLANNED, correction)
 
 
-def plan_correction(record: SessionRecord, correction: Correction, site: Site) -> Decision:
+def plan_correction(
+    record: SessionRecord, correction: Correction, site: GroupsAndProjects
+) -> Decision:
     """Decision for a session a corrections row names."""
     label = correction.describe()
     target = correction.target
@@ -134,7 +135,7 @@ def plan_correction(record: SessionRecord, correction: Correction, site: Site) -
     return _decide(record, to, label, correction=correction)
 
 
-def plan_routing(record: SessionRecord, site: Site) -> Decision:
+def plan_routing(record: SessionRecord, site: GroupsAndProjects) -> Decision:
     """Decision from the routing string re-read now (no corrections row for it)."""
     field = record.routing_field or "routing field"
     if record.routing_value is None or not record.routing_value.strip():
@@ -152,22 +153,24 @@ def plan_routing(record: SessionRecord, site: Site) -> Decision:
             record, None, f"{source}: not in an Unsorted project, left where it is", SKIPPED
         )
     place = record.place
-    if not site.group_exists(routing.group):
+    # the agent's own placement rule, against the site as it is now
+    group, project, resolved = site_placement(
+        routing.group_id, routing.project_label, routing.placement, site
+    )
+    if resolved == UNKNOWN:
         target = Target(UNKNOWN_GROUP, UNSORTED_PROJECT)
         reason = f"{source}: target missing: group '{routing.group}' does not exist"
-    elif routing.placement == "routed" and routing.project:
-        if site.project_exists(routing.group, routing.project):
-            target = Target(routing.group, routing.project, routing.subject, routing.session)
+    else:
+        target = Target(group, project, routing.subject, routing.session)
+        if resolved == ROUTED:
             reason = source
-        else:
-            target = Target(routing.group, UNSORTED_PROJECT, routing.subject, routing.session)
+        elif routing.project:
             reason = (
                 f"{source}: target missing: project '{routing.group}/{routing.project}' "
                 "does not exist"
             )
-    else:
-        target = Target(routing.group, UNSORTED_PROJECT, routing.subject, routing.session)
-        reason = f"{source}: group only"
+        else:
+            reason = f"{source}: group only"
     if target.group == UNKNOWN_GROUP and place.group != UNKNOWN_GROUP:
         return Decision(record, None, f"{reason}; left where it is", SKIPPED)
     return _decide(record, apply_target(place, target), reason)
@@ -239,7 +242,7 @@ def _by_session(
 
 
 def plan(
-    records: Sequence[SessionRecord], corrections: Sequence[Correction], site: Site
+    records: Sequence[SessionRecord], corrections: Sequence[Correction], site: GroupsAndProjects
 ) -> list[Decision]:
     """One decision per session (plus one per corrections row that matched nothing)."""
     matched, failures = _by_session(records, corrections)

@@ -8,7 +8,7 @@ from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag
 from .header import NotDicomError, read_first_header, read_header, text
 from .mapping import acquisition_uid, is_siemens, map_dataset
 from .names import capitalize, split_patient_name
-from .placement import FOLLOWED, Site, resolve_placement
+from .placement import FOLLOWED, GroupsAndProjects, Site, resolve_placement, site_placement
 from .policy import (
     add_sent_tag,
     is_sent_by_flywheel,
@@ -37,6 +37,7 @@ __all__ = [
     "UNKNOWN_GROUP",
     "UNSORTED",
     "UNSORTED_PROJECT",
+    "GroupsAndProjects",
     "MappingConfig",
     "NotDicomError",
     "Policy",
@@ -58,6 +59,7 @@ __all__ = [
     "read_first_header",
     "read_header",
     "resolve_placement",
+    "site_placement",
     "split_patient_name",
     "text",
 ]

@@ -24,6 +24,7 @@ from fwmapping import (
     read_first_header,
     read_header,
     resolve_placement,
+    site_placement,
     split_patient_name,
 )
 from fwmapping.timestamps import zone
@@ -270,3 +271,22 @@ def test_first_header_of_a_file_or_of_a_zip(tmp_path: Path) -> None:
         out.writestr("notes.txt", "nothing")
     with pytest.raises(NotDicomError, match="no DICOM file in the zip"):
         read_first_header(empty)
+
+
+def test_placement_without_following_sessions() -> None:
+    meta = map_dataset(make_instance(SeriesSpec(study_uid="9.9"), 0))
+    moved = FakeSite({"psych": {"study01"}}, {"9.9": ("neuro", "trial", "p7")})
+    placed = resolve_placement(meta, moved, follow_sessions=False)
+    assert (placed["group"], placed["project"]) == ({"_id": "psych"}, {"label": "study01"})
+    assert placed["routing"]["resolved"] == "routed"
+    assert site_placement("psyche", "study01", "routed", moved) == (
+        "unknown",
+        "Unsorted",
+        "unknown",
+    )
+    assert site_placement("psych", "nope", "routed", moved) == ("psych", "Unsorted", "unsorted")
+    assert site_placement("psych", "Unsorted", "unsorted", moved) == (
+        "psych",
+        "Unsorted",
+        "unsorted",
+    )

@@ -8,7 +8,6 @@ from typing import Any
 from fwmapping import MappingConfig, map_dataset, resolve_placement
 
 from gears.common.hierarchy import Acquisition, File, Project, Session, Subject
-from gears.mapping_audit.audit import NoFollowSite
 from gears.mapping_audit.checks import (
     Audited,
     check_item,
@@ -32,7 +31,7 @@ class Site:
         return (group_id, project_label) in self.projects
 
     def session_location(self, session_uid: str) -> tuple[str, str, str] | None:
-        return ("other", "elsewhere", "x")  # NoFollowSite must ignore this
+        return ("other", "elsewhere", "x")  # the audit must not follow it
 
 
 SITE = Site(
@@ -43,7 +42,7 @@ SITE = Site(
 def expected_for(spec: SeriesSpec, config: MappingConfig | None = None) -> tuple[dict, dict]:
     header = header_from_dataset(make_instance(spec, 0))
     metadata = map_dataset(dataset_from_header(header), config or MappingConfig())
-    return header, resolve_placement(metadata, NoFollowSite(SITE))
+    return header, resolve_placement(metadata, SITE, follow_sessions=False)
 
 
 def as_uploaded(header: dict, expected: dict, ids: str = "1") -> Audited:
