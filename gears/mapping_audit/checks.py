@@ -219,48 +219,32 @@ def check_routing(item: Audited) -> list[Finding]:
     return findings
 
 
+def _differences(kind: str, want: dict[str, Any], actual: Any) -> list[tuple[str, str, str]]:
+    """(check, expected, actual) where a session's or acquisition's uid, label or timestamp
+    differ from what the rules compute."""
+    found = []
+    for key in ("uid", "label"):
+        value = getattr(actual, key)
+        if want.get(key) and want[key] != value:
+            found.append((f"{kind}-{key}", want[key], _show(value)))
+    if want.get("timestamp") and as_datetime(want["timestamp"]) != as_datetime(actual.timestamp):
+        found.append(
+            (f"{kind}-timestamp", _show_time(want["timestamp"]), _show_time(actual.timestamp))
+        )
+    return found
+
+
 def check_session(item: Audited) -> list[Finding]:
     """Session uid, label and timestamp as the rules compute them."""
     session = item.acquisition.session
-    want = item.expected["session"]
-    findings: list[Finding] = []
-    if want.get("uid") and want["uid"] != session.uid:
-        findings.append(_session_finding(session, "session-uid", want["uid"], _show(session.uid)))
-    if want.get("label") and want["label"] != session.label:
-        findings.append(
-            _session_finding(session, "session-label", want["label"], _show(session.label))
-        )
-    if want.get("timestamp") and as_datetime(want["timestamp"]) != as_datetime(session.timestamp):
-        findings.append(
-            _session_finding(
-                session,
-                "session-timestamp",
-                _show_time(want["timestamp"]),
-                _show_time(session.timestamp),
-            )
-        )
-    return findings
+    differences = _differences("session", item.expected["session"], session)
+    return [_session_finding(session, *difference) for difference in differences]
 
 
 def check_acquisition(item: Audited) -> list[Finding]:
     """Acquisition uid, label and timestamp as the rules compute them."""
-    acq = item.acquisition
-    want = item.expected["acquisition"]
-    findings: list[Finding] = []
-    if want.get("uid") and want["uid"] != acq.uid:
-        findings.append(_acq_finding(item, "acquisition-uid", want["uid"], _show(acq.uid)))
-    if want.get("label") and want["label"] != acq.label:
-        findings.append(_acq_finding(item, "acquisition-label", want["label"], _show(acq.label)))
-    if want.get("timestamp") and as_datetime(want["timestamp"]) != as_datetime(acq.timestamp):
-        findings.append(
-            _acq_finding(
-                item,
-                "acquisition-timestamp",
-                _show_time(want["timestamp"]),
-                _show_time(acq.timestamp),
-            )
-        )
-    return findings
+    differences = _differences("acquisition", item.expected["acquisition"], item.acquisition)
+    return [_acq_finding(item, *difference) for difference in differences]
 
 
 def check_item(item: Audited) -> list[Finding]:
