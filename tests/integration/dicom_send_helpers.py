@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,7 +72,3 @@ def received(out: Path) -> dict[str, pydicom.Dataset]:
             ds = pydicom.dcmread(path)
             found[str(ds.SOPInstanceUID)] = ds
     return found
-
-
-def storescu_available() -> bool:
-    return subprocess.run(["which", "storescu"], capture_output=True).returncode == 0

@@ -34,7 +34,7 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
     paths = write_series(tmp_path / "a", SeriesSpec(count=150))
     agent = start_agent(config, port, log)
     sender = subprocess.Popen(
-        ["storescu", "-v", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
+        peers.storescu_command(port, paths, extra=["-v"]),
         env=peers.PEER_ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -57,11 +57,7 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
         wait_uploaded(config, 1)
         assert len(only_acquisition_members(fw)) == recorded
         # the scanner sends the whole series again: still one acquisition, one file, 150
-        again = subprocess.run(
-            ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
-            env=peers.PEER_ENV,
-            capture_output=True,
-        )
+        again = peers.storescu(port, paths)
         assert again.returncode == 0
         time.sleep(1.2)
         wait_uploaded(config, 1)
@@ -79,11 +75,7 @@ def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw
     paths = write_series(tmp_path / "a", SeriesSpec(count=20))
     agent = start_agent(config, port, log)
     fwlite.set_fault(status=503, path_prefix="/api/upload")  # the upload keeps failing
-    sent = subprocess.run(
-        ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
-        env=peers.PEER_ENV,
-        capture_output=True,
-    )
+    sent = peers.storescu(port, paths)
     assert sent.returncode == 0
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -115,11 +107,7 @@ def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: A
     log = tmp_path / "agent.log"
     paths = write_series(tmp_path / "a", SeriesSpec(count=400, rows=128, cols=128))
     agent = start_agent(config, port, log)
-    sent = subprocess.run(
-        ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
-        env=peers.PEER_ENV,
-        capture_output=True,
-    )
+    sent = peers.storescu(port, paths)
     assert sent.returncode == 0
     work = tmp_path / "spool" / "work"
     deadline = time.monotonic() + 20

@@ -4,7 +4,6 @@ through the real flywheel-sdk; bad configuration files."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -28,18 +27,6 @@ from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.polling import wait_until
 from tests.support.site_files import zip_members
-
-
-def storescu(port: int, paths: list[Path]) -> None:
-    peers.require("storescu")
-    sent = subprocess.run(
-        ["storescu", "-aec", "FWAGENT", "127.0.0.1", str(port), *map(str, paths)],
-        env=peers.PEER_ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert sent.returncode == 0, sent.stderr
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -82,7 +69,8 @@ def test_metrics_endpoint_counts_exactly(tmp_path: Path, fwlite: FwliteServer, f
         before = scrape(metrics_port)
         assert value(before, "fwagent_received_instances_total") == 0
         assert value(before, "fwagent_upload_seconds_count") == 0
-        storescu(port, paths)
+        sent = peers.storescu(port, paths)
+        assert sent.returncode == 0, sent.stderr
         # every instance waits in the spool until the series go quiet
         wait_until(lambda: value(scrape(metrics_port), "fwagent_queue_depth") == 6, timeout=10)
         assert value(scrape(metrics_port), "fwagent_uploaded_series_total") == 0
@@ -128,7 +116,8 @@ def test_status_prints_counts_and_failures_with_reasons(
     paths = write_series(tmp_path / "a", uploaded) + write_series(tmp_path / "b", opted_out)
     agent = start_agent(config, port, tmp_path / "agent.log")
     try:
-        storescu(port, paths)
+        sent = peers.storescu(port, paths)
+        assert sent.returncode == 0, sent.stderr
         first = wait_until(
             lambda: (
                 (s := status(config))["series"]["uploaded"] == 1
@@ -148,7 +137,8 @@ def test_status_prints_counts_and_failures_with_reasons(
         # Flywheel refuses uploads: the next series is parked as failed with the reason
         fwlite.set_fault(status=403, path_prefix="/api/upload")
         failing = SeriesSpec(count=1, patient_id="fw://psych/study01/s3")
-        storescu(port, write_series(tmp_path / "c", failing))
+        sent = peers.storescu(port, write_series(tmp_path / "c", failing))
+        assert sent.returncode == 0, sent.stderr
         failed = wait_until(lambda: (s := status(config))["series"]["failed"] == 1 and s)
         (failure,) = failed["failures"]
         assert failure["series_uid"] == failing.series_uid

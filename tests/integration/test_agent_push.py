@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,15 +63,6 @@ def make_agent(tmp_path: Path, fwlite: FwliteServer) -> Iterator[Callable[..., A
         agent.stop()
 
 
-def storescu(
-    port: int, paths: list[Path], aet: str = "STORESCU", extra: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    peers.require("storescu")
-    command = ["storescu", "-aet", aet, "-aec", "FWAGENT", *(extra or [])]
-    command += ["127.0.0.1", str(port), *map(str, paths)]
-    return subprocess.run(command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=60)
-
-
 def settled(agent: Agent, count: int) -> bool:
     """``count`` series known and none still moving."""
     rows = agent.state.all_series()
@@ -112,7 +102,7 @@ def test_storescu_routing_mix_lands_where_the_rules_say(
     for name, spec in specs.items():
         paths += write_series(tmp_path / name, spec)
     agent = make_agent()
-    result = storescu(agent.config.push.port, paths)
+    result = peers.storescu(agent.config.push.port, paths)
     assert result.returncode == 0, result.stderr
     wait_until(lambda: settled(agent, 5))
 
@@ -162,7 +152,7 @@ def test_duplicates_late_arrivals_sent_tag_and_malformed(
     agent = make_agent()
     port = agent.config.push.port
     # paths[0] twice: a duplicate; the broken one is answered 0xC000, the rest carry on
-    storescu(port, [*paths, paths[0], sent, broken])
+    peers.storescu(port, [*paths, paths[0], sent, broken])
     wait_until(lambda: settled(agent, 1))
     (session,) = fw.sessions()
     (acq,) = fw.get_session_acquisitions(session.id)
@@ -172,7 +162,7 @@ def test_duplicates_late_arrivals_sent_tag_and_malformed(
     assert len(quarantine) == 1 and "SeriesInstanceUID" in quarantine[0]["reason"]
     # a late instance re-uploads the complete series under the same file name
     late = write_series(tmp_path / "late", SeriesSpec(**{**spec.__dict__, "count": 2}))
-    assert storescu(port, late).returncode == 0
+    assert peers.storescu(port, late).returncode == 0
     wait_until(lambda: agent.state.series(spec.series_uid).uploaded_count == 5)
     wait_until(lambda: settled(agent, 1))
     (acq,) = fw.get_session_acquisitions(session.id)
@@ -186,14 +176,14 @@ def test_disallowed_ae_and_host_refused(
 ) -> None:
     paths = write_series(tmp_path / "a", SeriesSpec(count=1))
     agent = make_agent(allowed_calling_aets=["SCANNER1"])
-    refused = storescu(agent.config.push.port, paths, aet="INTRUDER")
+    refused = peers.storescu(agent.config.push.port, paths, aet="INTRUDER")
     assert refused.returncode != 0
     assert "reject" in (refused.stderr + refused.stdout).lower()
     assert agent.state.queue_depth() == 0
-    assert storescu(agent.config.push.port, paths, aet="SCANNER1").returncode == 0
+    assert peers.storescu(agent.config.push.port, paths, aet="SCANNER1").returncode == 0
     assert agent.state.queue_depth() == 1 or agent.state.count_by_state()["uploaded"] == 1
     other = make_agent(allowed_hosts=["10.9.9.9"])
-    assert storescu(other.config.push.port, paths).returncode != 0
+    assert peers.storescu(other.config.push.port, paths).returncode != 0
     assert other.state.queue_depth() == 0
 
 
@@ -211,10 +201,12 @@ def test_mutual_tls_accepts_client_cert_and_refuses_without(
     agent = make_agent(tls=tls)
     paths = write_series(tmp_path / "a", SeriesSpec(count=2))
     port = agent.config.push.port
-    no_cert = storescu(port, paths, extra=["+tla", "+cf", str(files.ca)])  # TLS, no client cert
+    no_cert = peers.storescu(
+        port, paths, extra=["+tla", "+cf", str(files.ca)]
+    )  # TLS, no client cert
     assert no_cert.returncode != 0
     assert agent.state.queue_depth() == 0
-    ok = storescu(
+    ok = peers.storescu(
         port,
         paths,
         extra=["+tls", str(files.client_key), str(files.client_cert), "+cf", str(files.ca)],
@@ -231,7 +223,7 @@ def test_out_of_resources_below_free_space_floor(
 ) -> None:
     agent = make_agent(top={"spool_min_free_mb": 1e12})  # a floor no disk meets
     paths = write_series(tmp_path / "a", SeriesSpec(count=2))
-    result = storescu(agent.config.push.port, paths)
+    result = peers.storescu(agent.config.push.port, paths)
     assert "0xa700" in (result.stderr + result.stdout).lower() or result.returncode != 0
     assert agent.state.queue_depth() == 0
     assert list(agent.spool.instances.glob("*/*.dcm")) == []
@@ -243,7 +235,7 @@ def test_flywheel_outage_waits_and_resumes(
     agent = make_agent()
     fwlite.set_fault(status=503, path_prefix="/api/upload")
     paths = write_series(tmp_path / "a", SeriesSpec(count=3))
-    assert storescu(agent.config.push.port, paths).returncode == 0
+    assert peers.storescu(agent.config.push.port, paths).returncode == 0
     time.sleep(QUIET + 2.0)
     assert fw.sessions() == []
     assert agent.state.queue_depth() == 3  # nothing freed while Flywheel is down

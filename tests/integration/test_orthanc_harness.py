@@ -25,19 +25,8 @@ def test_orthanc_stores_finds_moves_and_survives_restart(tmp_path: Path) -> None
         paths = dicomgen.write_series(tmp_path / "in", spec)
         orthanc.upload(paths[0])
         # storescu over DIMSE as a scanner would
-        subprocess.run(
-            [
-                "storescu",
-                "-aec",
-                orthanc.aet,
-                "127.0.0.1",
-                str(orthanc.dicom_port),
-                *map(str, paths[1:]),
-            ],
-            env=peers.PEER_ENV,
-            check=True,
-            capture_output=True,
-        )
+        sent = peers.storescu(orthanc.dicom_port, paths[1:], aec=orthanc.aet)
+        assert sent.returncode == 0, sent.stderr
         assert orthanc.instance_count() == 3
         assert orthanc.series_instance_count(spec.series_uid) == 3
 

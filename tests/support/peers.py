@@ -78,6 +78,30 @@ def start_storescp(out_dir: Path, port: int, extra: Sequence[str] = ()) -> subpr
     return proc
 
 
+def storescu_command(
+    port: int,
+    paths: Sequence[Path],
+    aet: str = "STORESCU",
+    aec: str = "FWAGENT",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """dcmtk's storescu sending ``paths`` to 127.0.0.1:port (run it with PEER_ENV)."""
+    require("storescu")
+    return ["storescu", "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port), *map(str, paths)]
+
+
+def storescu(
+    port: int,
+    paths: Sequence[Path],
+    aet: str = "STORESCU",
+    aec: str = "FWAGENT",
+    extra: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Run storescu to the end; its output is kept for the test's assertions."""
+    command = storescu_command(port, paths, aet, aec, extra)
+    return subprocess.run(command, env=PEER_ENV, capture_output=True, text=True, timeout=60)
+
+
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """Terminate a peer and wait for it (Orthanc takes 3-5 s on SIGTERM)."""
     if proc.poll() is None:
