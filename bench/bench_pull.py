@@ -23,7 +23,7 @@ from fwagent.pull.service import PullService
 from fwagent.state import State
 
 from tests.support import dicomgen, peers
-from tests.support.orthanc import OrthancServer
+from tests.support.orthanc import OrthancServer, pull_config
 
 TODAY = dt.date.today().strftime("%Y%m%d")
 SERIES_IMAGES = 500
@@ -32,18 +32,7 @@ IN_WINDOW = 5
 
 def _config(work: Path, orthanc: OrthancServer, port: int) -> AgentConfig:
     return config_from_dict(
-        {
-            "spool_dir": str(work / "spool"),
-            "spool_min_free_mb": 0,
-            "push": {"enabled": False},
-            "pull": {
-                "enabled": True,
-                "peer": {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.dicom_port},
-                "port": port,
-                "lookback_days": 7,
-                "retrieve_timeout_seconds": 120,
-            },
-        }
+        pull_config(work, orthanc, port, lookback_days=7, retrieve_timeout_seconds=120)
     )
 
 

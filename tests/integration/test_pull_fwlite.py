@@ -19,6 +19,7 @@ from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, make_instance, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.orthanc import OrthancServer
+from tests.support.orthanc import pull_config as orthanc_pull_config
 from tests.support.polling import wait_until
 from tests.support.site_files import only_acquisition_members
 from tests.support.tls import make_tls_files
@@ -44,22 +45,10 @@ def uploaded(agent: Agent, series_uid: str) -> bool:
 def pull_config(
     tmp_path: Path, fwlite: FwliteServer, orthanc: OrthancServer, port: int, **pull: Any
 ) -> dict[str, Any]:
-    return {
-        "flywheel": {"api_key": fwlite.api_key},
-        "spool_dir": str(tmp_path / "spool"),
-        "spool_min_free_mb": 0,
-        "push": {"enabled": False, "host": "127.0.0.1", "series_quiet_seconds": 0.2},
-        "pull": {
-            "enabled": True,
-            "peer": {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.dicom_port},
-            "ae_title": "FWAGENT",
-            "port": port,
-            "retry_backoff_seconds": 0,
-            "dimse_timeout_seconds": 10,
-            "retrieve_timeout_seconds": 30,
-            **pull,
-        },
-    }
+    """Retrieving from Orthanc, uploading to fwlite; a failed retrieval is retried at once."""
+    timeouts = {"dimse_timeout_seconds": 10, "retrieve_timeout_seconds": 30}
+    settings = {"retry_backoff_seconds": 0, **timeouts, **pull}
+    return orthanc_pull_config(tmp_path, orthanc, port, api_key=fwlite.api_key, **settings)
 
 
 def load(orthanc: OrthancServer, tmp_path: Path, count: int, **kw: Any) -> SeriesSpec:

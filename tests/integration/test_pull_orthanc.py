@@ -18,7 +18,7 @@ from fwagent.pull.service import PullService
 from fwagent.state import COMPLETE, State
 
 from tests.support import dicomgen, peers
-from tests.support.orthanc import OrthancServer
+from tests.support.orthanc import OrthancServer, pull_config
 
 pytestmark = pytest.mark.peers
 
@@ -57,22 +57,16 @@ def make_rig(tmp_path: Path, method: str = "c-move", **pull: Any) -> Rig:
         tmp_path / "orthanc", modalities={"FWAGENT": ("FWAGENT", "127.0.0.1", port)}
     ).start()
     config = config_from_dict(
-        {
-            "spool_dir": str(tmp_path / "spool"),
-            "spool_min_free_mb": 0,
-            "push": {"enabled": False},
-            "pull": {
-                "enabled": True,
-                "peer": {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.dicom_port},
-                "ae_title": "FWAGENT",
-                "port": port,
-                "method": method,
-                "retry_backoff_seconds": 0,
-                "dimse_timeout_seconds": 10,
-                "retrieve_timeout_seconds": 20,
-                **pull,
-            },
-        }
+        pull_config(
+            tmp_path,
+            orthanc,
+            port,
+            method=method,
+            retry_backoff_seconds=0,
+            dimse_timeout_seconds=10,
+            retrieve_timeout_seconds=20,
+            **pull,
+        )
     )
     state = State(config.state_path)
     service = PullService(config, state)

@@ -221,3 +221,23 @@ class OrthancServer:
     def delete_all(self) -> None:
         for patient in self.rest("GET", "/patients"):
             self.rest("DELETE", f"/patients/{patient}")
+
+
+def pull_config(
+    work: Path, orthanc: OrthancServer, port: int, api_key: str = "", **pull: Any
+) -> dict[str, Any]:
+    """agent.yaml, as a dict, for a pull-only agent retrieving from ``orthanc`` into its own
+    storage SCP on ``port``; ``pull`` adds or replaces keys of the pull section."""
+    return {
+        "flywheel": {"api_key": api_key},
+        "spool_dir": str(work / "spool"),
+        "spool_min_free_mb": 0,
+        "push": {"enabled": False, "host": "127.0.0.1", "series_quiet_seconds": 0.2},
+        "pull": {
+            "enabled": True,
+            "peer": {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.dicom_port},
+            "ae_title": "FWAGENT",
+            "port": port,
+            **pull,
+        },
+    }
