@@ -14,6 +14,7 @@ from tests.support import peers
 from tests.support.agent_process import start_agent, status, write_config
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
+from tests.support.polling import wait_until
 from tests.support.site_files import only_acquisition_members
 
 
@@ -41,9 +42,7 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
         text=True,
     )
     spool = tmp_path / "spool" / "instances"
-    deadline = time.monotonic() + 20
-    while len(list(spool.glob("*/*.dcm"))) < 40 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: len(list(spool.glob("*/*.dcm"))) >= 40, timeout=20, every=0.005)
     os.kill(agent.pid, signal.SIGKILL)
     agent.wait()
     output, _ = sender.communicate(timeout=30)
@@ -77,12 +76,11 @@ def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw
     fwlite.set_fault(status=503, path_prefix="/api/upload")  # the upload keeps failing
     sent = peers.storescu(port, paths)
     assert sent.returncode == 0
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        uploads = [r for r in fwlite.requests() if r["path"].startswith("/api/upload")]
-        if len(uploads) >= 2:
-            break
-        time.sleep(0.1)
+    wait_until(  # the upload has been tried (and refused) at least twice
+        lambda: sum(r["path"].startswith("/api/upload") for r in fwlite.requests()) >= 2,
+        timeout=20,
+        every=0.1,
+    )
     assert status(config)["series"]["uploading"] == 1
     os.kill(agent.pid, signal.SIGKILL)
     agent.wait()
@@ -110,11 +108,8 @@ def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: A
     sent = peers.storescu(port, paths)
     assert sent.returncode == 0
     work = tmp_path / "spool" / "work"
-    deadline = time.monotonic() + 20
-    partial: list[Path] = []
-    while not partial and time.monotonic() < deadline:
-        partial = list(work.glob("*/*.zip.part"))
-    assert partial, "the agent never started writing the zip"
+    # the agent has started writing the zip
+    partial = wait_until(lambda: list(work.glob("*/*.zip.part")), timeout=20, every=0.001)
     os.kill(agent.pid, signal.SIGKILL)
     agent.wait()
     # killed while packaging: the half-written zip is on disk, nothing reached Flywheel
