@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tarfile
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES  # type: ignore[attr-defined]
 from tests.integration.dicom_send_helpers import received, run_gear, storescp
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.peers
 
@@ -217,9 +217,7 @@ def test_peer_stopped_mid_send_is_incomplete(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=send)
     thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(list(out.iterdir())) < 40:
-        time.sleep(0.005)
+    wait_until(lambda: len(list(out.iterdir())) >= 40, timeout=30, every=0.005)
     proc.kill()
     proc.wait()
     thread.join(60)
