@@ -68,7 +68,7 @@ class Agent:
                 self.spool,
                 self.state,
                 min_free_bytes=int(config.spool_min_free_mb * 1024 * 1024),
-                sent_tag=config.sent_tag,
+                sent_tag=config.mapping_config().sent_tag,
                 source="push",
             )
             self.push.start(

@@ -33,6 +33,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, cast
 
+from fwmapping import SentTag, acquisition_uid, is_sent_by_flywheel
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
@@ -42,7 +43,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from . import metrics
-from .config import SentTagConfig, TlsConfig
+from .config import TlsConfig
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,6 @@ def parse_header(raw: bytes, transfer_syntax: UID) -> Dataset:
 
 def _acquisition_uid(header: Dataset) -> str:
     """The acquisition this instance belongs to (fwmapping's rule), '' if it cannot tell."""
-    from fwmapping import acquisition_uid
-
     try:
         return str(acquisition_uid(header))
     except Exception:  # noqa: BLE001 - the pipeline recomputes it from the file
@@ -239,14 +238,14 @@ class StorageSCP:
         state: State,
         *,
         min_free_bytes: int = 0,
-        sent_tag: SentTagConfig | None = None,
+        sent_tag: SentTag | None = None,
         source: str = "push",
         on_stored: Callable[[str, str], None] | None = None,
     ) -> None:
         self.spool = spool
         self.state = state
         self.min_free_bytes = min_free_bytes
-        self.sent_tag = sent_tag or SentTagConfig()
+        self.sent_tag = sent_tag or SentTag()
         self.source = source
         self.on_stored = on_stored
         self._server: _Server | None = None
@@ -394,10 +393,7 @@ class StorageSCP:
         return SUCCESS
 
     def _is_sent(self, header: Dataset) -> bool:
-        from fwmapping import SentTag, is_sent_by_flywheel
-
-        tag = SentTag(self.sent_tag.group, self.sent_tag.creator, self.sent_tag.value)
-        return bool(is_sent_by_flywheel(header, tag))
+        return is_sent_by_flywheel(header, self.sent_tag)
 
     def _quarantine(self, tmp: Path, reason: str, sop_uid: str) -> int:
         dest = self.spool.quarantine / f"{safe_name(sop_uid or uuid.uuid4().hex)}.dcm"

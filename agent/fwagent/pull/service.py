@@ -56,7 +56,7 @@ class PullService:
             Spool(config.spool_dir),
             state,
             min_free_bytes=int(config.spool_min_free_mb * 1024 * 1024),
-            sent_tag=config.sent_tag,
+            sent_tag=config.mapping_config().sent_tag,
             source="pull",
         )
         self.poller = Poller(self.options)
