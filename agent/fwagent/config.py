@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fwmapping import MappingConfig, Policy, SentTag
 
 ENV_PREFIX = "FWAGENT_"
 
@@ -136,10 +137,8 @@ class AgentConfig:
     def state_path(self) -> Path:
         return self.spool_dir / "state.sqlite"
 
-    def mapping_config(self) -> Any:
+    def mapping_config(self) -> MappingConfig:
         """The fwmapping.MappingConfig these settings describe."""
-        from fwmapping import MappingConfig, Policy, SentTag
-
         return MappingConfig(
             routing_field=self.routing.field,
             session_label_key=self.routing.session_label_key,

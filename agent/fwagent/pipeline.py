@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import backoff
-from fwmapping import policy_field
+from fwmapping import (
+    FOLLOWED,
+    NotDicomError,
+    acquisition_uid,
+    map_dataset,
+    policy_allows,
+    policy_field,
+    read_header,
+)
 
 from . import metrics
 from .config import AgentConfig
@@ -159,7 +167,6 @@ class Pipeline:
     def _process(
         self, series_uid: str, claimed_at: float, instances: list[InstanceRow], started: float
     ) -> str:
-        from fwmapping import FOLLOWED, NotDicomError, map_dataset, policy_allows, read_header
 
         previous = self.state.series(series_uid)
         was_uploaded = previous is not None and previous.uploaded_count > 0
@@ -181,8 +188,6 @@ class Pipeline:
                 self._quarantine(inst, f"cannot read spooled file: {exc}")
                 continue
             if not key:
-                from fwmapping import acquisition_uid
-
                 key = acquisition_uid(ds)
             headers.setdefault(key, ds)
             groups.setdefault(key, []).append(inst)

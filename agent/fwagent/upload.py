@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from fwmapping import NotDicomError, read_first_header
+from fwmapping import NotDicomError, read_first_header, resolve_placement
+from fwmapping.site import SdkSite
 from pydicom.dataset import Dataset
 
 from .package import zip_name
@@ -100,9 +101,6 @@ def resolve(client: Any, metadata: dict[str, Any]) -> dict[str, Any]:
     """Placement against the site (missing group/project, moved sessions), unless done."""
     if metadata.get("routing", {}).get("resolved"):
         return metadata
-    from fwmapping import resolve_placement
-    from fwmapping.site import SdkSite
-
     return resolve_placement(metadata, SdkSite(client))
 
 
