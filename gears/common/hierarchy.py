@@ -10,7 +10,7 @@ Everything is copied into plain dataclasses so checks stay pure and testable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,28 @@ class File:
     type: str | None
     info: dict[str, Any]
     size: int | None = None
+
+    @property
+    def is_dicom(self) -> bool:
+        """A DICOM file as Flywheel types it, or named like one when untyped."""
+        if self.type:
+            return self.type.lower() == "dicom"
+        return self.name.lower().endswith(DICOM_SUFFIXES)
+
+    def dicom_header(self) -> dict[str, Any] | None:
+        """The header Flywheel's classifier (and the agent) keep in
+        ``info["header"]["dicom"]``, when present and non-empty."""
+        return header_from_info(self.info)
+
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", ".dcm.zip", ".dicom.zip", ".zip")
+
+
+def header_from_info(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``info["header"]["dicom"]`` when present and non-empty."""
+    header = (info or {}).get("header")
+    dicom = header.get("dicom") if isinstance(header, Mapping) else None
+    return dict(dicom) if isinstance(dicom, Mapping) and dicom else None
 
 
 @dataclass

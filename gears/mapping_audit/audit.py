@@ -19,15 +19,20 @@ from fwmapping import (
 from fwmapping.site import SdkSite
 from pydicom.dataset import Dataset
 
-from gears.common.hierarchy import Acquisition, File, Scope, Session, Walker
+from gears.common.hierarchy import (
+    Acquisition,
+    File,
+    Scope,
+    Session,
+    Walker,
+    header_from_info,
+)
 
 from .checks import Audited, Finding, check_item, check_splits, dedupe, redact, unreadable
 from .headers import (
     HeaderFetcher,
     dataset_from_header,
     header_from_dataset,
-    header_from_info,
-    is_dicom_file,
 )
 from .phi import routing_phi
 
@@ -47,7 +52,7 @@ def read_file_header(
     client: Any, fetch: HeaderFetcher, acquisition: Acquisition, file: File, local: Path | None
 ) -> tuple[dict[str, Any], Dataset]:
     """Header dict and dataset: file info, else the local input, else the file on the site."""
-    header = header_from_info(file.info)
+    header = file.dicom_header()
     if header is None and not file.info and local is None:
         # listings may leave info out: ask for this file's info before downloading
         raw = client.get_acquisition_file_info(acquisition.id, file.name)
@@ -113,7 +118,7 @@ def audit(
     items: list[Audited] = []
     findings: list[Finding] = []
     for acquisition in scope.acquisitions:
-        dicom_files = [f for f in acquisition.files if is_dicom_file(f.name, f.type)]
+        dicom_files = [f for f in acquisition.files if f.is_dicom]
         if not dicom_files:
             result.skipped += 1
             continue

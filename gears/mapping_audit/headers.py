@@ -20,22 +20,6 @@ from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", ".dcm.zip", ".dicom.zip", ".zip")
-
-
-def is_dicom_file(name: str, file_type: str | None) -> bool:
-    """A DICOM file as Flywheel types it, or named like one when untyped."""
-    if file_type:
-        return file_type.lower() == "dicom"
-    return name.lower().endswith(DICOM_SUFFIXES)
-
-
-def header_from_info(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``info["header"]["dicom"]`` when present and non-empty."""
-    header = (info or {}).get("header")
-    dicom = header.get("dicom") if isinstance(header, Mapping) else None
-    return dict(dicom) if isinstance(dicom, Mapping) and dicom else None
-
 
 def _plain(value: Any) -> Any:
     """A header value as JSON-like plain data."""

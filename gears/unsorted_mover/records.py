@@ -41,17 +41,12 @@ def _first(acquisitions: Iterable[Acquisition]) -> list[Acquisition]:
     return sorted(acquisitions, key=lambda a: (a.timestamp is None, str(a.timestamp), a.label))
 
 
-def _dicom_files(acquisition: Acquisition) -> list[Any]:
-    return [f for f in acquisition.files if f.type == "dicom" or f.name.endswith((".dcm", ".zip"))]
-
-
 def header_value(acquisitions: list[Acquisition], field: str) -> str | None:
     """The field from the classifier's header in file info of the first acquisition."""
     for acquisition in _first(acquisitions):
-        for file in _dicom_files(acquisition):
-            header = file.info.get("header", {}) if isinstance(file.info, dict) else {}
-            dicom = header.get("dicom") if isinstance(header, dict) else None
-            if isinstance(dicom, dict):
+        for file in (f for f in acquisition.files if f.is_dicom):
+            dicom = file.dicom_header()
+            if dicom is not None:
                 value = dicom.get(field)
                 return None if value is None else str(value)
     return None
@@ -60,7 +55,7 @@ def header_value(acquisitions: list[Acquisition], field: str) -> str | None:
 def downloaded_value(client: Any, acquisitions: list[Acquisition], field: str) -> str | None:
     """Read the field from the first acquisition's DICOM file itself (header only)."""
     for acquisition in _first(acquisitions):
-        for file in _dicom_files(acquisition):
+        for file in (f for f in acquisition.files if f.is_dicom):
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "file"
                 try:
