@@ -23,11 +23,11 @@ class RemoteFile:
 
 
 def dicom_files(scope: Scope) -> list[RemoteFile]:
-    """Every file of type ``dicom`` in the acquisitions of ``scope``, in a stable order."""
+    """Every DICOM file (``File.is_dicom``) in the acquisitions of ``scope``, in a stable order."""
     found = []
     for acquisition in sorted(scope.acquisitions, key=lambda a: (a.session.label, a.label, a.id)):
         for item in sorted(acquisition.files, key=lambda f: f.name):
-            if (item.type or "").lower() != "dicom":
+            if not item.is_dicom:
                 continue
             found.append(
                 RemoteFile(
