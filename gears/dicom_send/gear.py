@@ -187,13 +187,11 @@ def run(context: Any) -> int:
             send_one(local, row, work, cfg, peer, None)
 
     name = report_name(GEAR, labels)
-    write_report(context.output_dir, name, COLUMNS, [row.as_dict() for row in rows])
-    if client is not None and attach_to:
-        try:
-            client.upload_file_to_container(attach_to, str(Path(context.output_dir) / name))
-            log.info("report attached to session %s", attach_to)
-        except Exception as exc:
-            log.error("could not attach the report to %s: %s", attach_to, exc)
+    report = [row.as_dict() for row in rows]
+    try:
+        write_report(context.output_dir, name, COLUMNS, report, client, attach_to)
+    except Exception as exc:  # the report is in output/; a failed attach is said, not fatal
+        log.error("report %s not written or not attached to %s: %s", name, attach_to, exc)
     complete = bool(rows) and all(status_of(r.images, r.sent) == "Complete" for r in rows)
     total = sum(r.images for r in rows)
     sent = sum(r.sent for r in rows)
