@@ -45,6 +45,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from . import metrics
 from .config import TlsConfig
 from .state import State
+from .tls import server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -209,24 +210,6 @@ class _Server(ThreadedAssociationServer):
                 client.close()
                 raise
         return client, address
-
-
-def server_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
-    """TLS 1.2+ server context; with require_client_cert the peer must present a cert
-    signed by ``tls.ca`` (mutual TLS)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(certfile=tls.cert, keyfile=tls.key)
-    except (ssl.SSLError, OSError) as exc:
-        raise ValueError(f"TLS cert {tls.cert} / key {tls.key} unusable: {exc}") from None
-    if tls.ca:
-        try:
-            ctx.load_verify_locations(cafile=tls.ca)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"TLS ca {tls.ca} unusable: {exc}") from None
-    ctx.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_NONE
-    return ctx
 
 
 class StorageSCP:

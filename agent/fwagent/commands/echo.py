@@ -13,21 +13,12 @@ from typing import Any
 
 from fwagent.commands.common import add_config_argument, load_or_exit
 from fwagent.config import AgentConfig, TlsConfig
+from fwagent.tls import client_ssl_context
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per check")
-
-
-def client_ssl(tls: TlsConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca or None)
-    ctx.check_hostname = False
-    if not tls.ca:
-        ctx.verify_mode = ssl.CERT_NONE
-    if tls.cert and tls.key:
-        ctx.load_cert_chain(tls.cert, tls.key)
-    return ctx
 
 
 def c_echo(
@@ -47,7 +38,7 @@ def c_echo(
     tls_args: Any = None
     if tls is not None and tls.enabled:
         try:
-            tls_args = (client_ssl(tls), "")
+            tls_args = (client_ssl_context(tls), "")
         except (OSError, ssl.SSLError) as exc:
             return False, f"cannot load TLS certificates: {exc}"
     assoc = ae.associate(host, port, ae_title=called, tls_args=tls_args)

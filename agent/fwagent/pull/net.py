@@ -13,6 +13,7 @@ from pynetdicom import AE, evt
 from pynetdicom.association import Association
 
 from fwagent.config import PullConfig
+from fwagent.tls import client_ssl_context
 
 # Nagle + delayed ACK otherwise cap a loopback transfer near 17 images/s (DESIGN.md 4).
 _NODELAY_OPTS = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -36,15 +37,10 @@ def client_tls(pull: PullConfig) -> tuple[ssl.SSLContext, str] | None:
     The peer's certificate is verified against ``tls.ca`` (the system store when empty);
     ``tls.cert``/``tls.key`` are our client certificate for peers that require one.
     """
-    tls = pull.tls
-    if not tls.enabled:
+    if not pull.tls.enabled:
         return None
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca or None)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.check_hostname = False  # DICOM peers are named by AE and IP, not DNS
-        if tls.cert:
-            context.load_cert_chain(tls.cert, tls.key or None)
+        context = client_ssl_context(pull.tls)
     except (OSError, ssl.SSLError) as exc:
         raise PullError(f"pull.tls: cannot load certificate files: {exc}") from None
     return context, pull.peer.host
