@@ -16,7 +16,7 @@ from fwmapping import (
     read_first_header,
     resolve_placement,
 )
-from fwmapping.site import SdkSite
+from fwmapping.site import SdkSite, quote_filter_value
 from pydicom.dataset import Dataset
 
 from gears.common.hierarchy import (
@@ -64,10 +64,6 @@ def read_file_header(
     return header_from_dataset(ds), ds
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace('"', '\\"') + '"' if any(c in value for c in ',="') else value
-
-
 def elsewhere(
     client: Any, walker: Walker, items: list[Audited]
 ) -> tuple[dict[str, list[Session]], dict[str, list[Acquisition]]]:
@@ -77,13 +73,13 @@ def elsewhere(
     for study in {
         item.expected["session"]["uid"] for item in items if item.expected["session"]["uid"]
     }:
-        raws = client.get_all_sessions(filter=f"uid={_quote(study)}")
+        raws = client.get_all_sessions(filter=f"uid={quote_filter_value(study)}")
         sessions[study] = [walker.session_from(raw) for raw in raws]
     for series in {
         item.expected["acquisition"]["uid"] for item in items if item.expected["acquisition"]["uid"]
     }:
         found = []
-        for raw in client.get_all_acquisitions(filter=f"uid={_quote(series)}"):
+        for raw in client.get_all_acquisitions(filter=f"uid={quote_filter_value(series)}"):
             parent = raw.parents.session if raw.parents else raw.session
             found.append(
                 Acquisition(

@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from fwmapping.site import quote_filter_value
+
 from gears.common.hierarchy import Session, paged
 from gears.unsorted_mover.plan import FAILED, MOVED, Decision, Place
 
@@ -36,12 +38,6 @@ def api_error(exc: Exception) -> str:
     return f"{status} {line}" if status else line
 
 
-def _quote(value: str) -> str:
-    if any(char in value for char in ',="'):
-        return '"' + value.replace('"', '\\"') + '"'
-    return value
-
-
 class Mover:
     """Moves sessions; caches target projects and their subjects by label."""
 
@@ -54,7 +50,9 @@ class Mover:
     def project_id(self, group: str, label: str) -> str:
         key = (group, label)
         if key not in self._projects:
-            found = self.client.projects.find_first(f"parents.group={group},label={_quote(label)}")
+            found = self.client.projects.find_first(
+                f"parents.group={group},label={quote_filter_value(label)}"
+            )
             if found is None or found.label != label:
                 raise MoveError(f"target missing: project '{group}/{label}' does not exist")
             self._projects[key] = found.id

@@ -37,13 +37,13 @@ class SdkSite:
         key = (group_id, project_label)
         if key not in self._projects:
             found = self.client.projects.find_first(
-                f"parents.group={group_id},label={_quote(project_label)}"
+                f"parents.group={group_id},label={quote_filter_value(project_label)}"
             )
             self._projects[key] = found is not None and found.label == project_label
         return self._projects[key]
 
     def session_location(self, session_uid: str) -> tuple[str, str, str] | None:
-        session = self.client.sessions.find_first(f"uid={_quote(session_uid)}")
+        session = self.client.sessions.find_first(f"uid={quote_filter_value(session_uid)}")
         if session is None:
             return None
         parents = session.parents
@@ -60,8 +60,8 @@ class SdkSite:
         return self._labels[container_id]
 
 
-def _quote(value: str) -> str:
-    """Quote a filter value that holds the filter syntax's own separators."""
+def quote_filter_value(value: str) -> str:
+    """A finder filter value, quoted when it holds the filter syntax's own separators."""
     if any(char in value for char in ',="'):
         return '"' + value.replace('"', '\\"') + '"'
     return value
