@@ -12,13 +12,28 @@ from fwagent.pull.decide import Rules
 
 @dataclass(frozen=True)
 class PullOptions:
+    """The pull section plus what it implies: the mapping (for the policy field) and the
+    decision rules; every other setting is read from ``pull`` itself."""
+
     pull: PullConfig
     mapping: MappingConfig
-    lookback_days: int = 7
-    mark_existing_done: bool = False
-    retrieve_timeout_seconds: float = 600.0
-    dimse_timeout_seconds: float = 30.0
     rules: Rules = Rules()
+
+    @property
+    def lookback_days(self) -> int:
+        return self.pull.lookback_days
+
+    @property
+    def mark_existing_done(self) -> bool:
+        return self.pull.mark_existing_done
+
+    @property
+    def retrieve_timeout_seconds(self) -> float:
+        return self.pull.retrieve_timeout_seconds
+
+    @property
+    def dimse_timeout_seconds(self) -> float:
+        return self.pull.dimse_timeout_seconds
 
     @property
     def policy_field(self) -> str:
@@ -33,10 +48,6 @@ class PullOptions:
         return cls(
             pull=pull,
             mapping=config.mapping_config(),
-            lookback_days=pull.lookback_days,
-            mark_existing_done=pull.mark_existing_done,
-            retrieve_timeout_seconds=pull.retrieve_timeout_seconds,
-            dimse_timeout_seconds=pull.dimse_timeout_seconds,
             rules=Rules(
                 max_failures=pull.max_failures,
                 retry_backoff_seconds=pull.retry_backoff_seconds,
