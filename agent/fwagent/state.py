@@ -109,19 +109,26 @@ class InstanceRow:
     acq_uid: str = ""
 
 
+def open_db(path: Path, schema: str) -> sqlite3.Connection:
+    """A connection to state.sqlite in WAL mode (the pull side shares the file through its
+    own connection), rows by column name, ``schema`` applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(schema)
+    db.commit()
+    return db
+
+
 class State:
     """Thread-safe access to state.sqlite (one connection, one lock)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path, SCHEMA)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
 
     def close(self) -> None:
         with self._lock:

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from fwagent.pull.decide import ABANDONED, STATES, SeriesState
+from fwagent.state import open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pull_series (
@@ -48,13 +48,8 @@ class PullStore:
     """A separate connection to state.sqlite (WAL lets it share the file with State)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
+        self._db = open_db(path, SCHEMA)
 
     def close(self) -> None:
         with self._lock:
