@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import peers
-from tests.support.agent_process import start_agent, status, write_config
+from tests.support.agent_process import start_agent, status, stop_agent, write_config
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.polling import wait_until
@@ -63,8 +63,7 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
         assert len(only_acquisition_members(fw)) == 150
         assert len(set(only_acquisition_members(fw))) == 150
     finally:
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(timeout=30) == 0
+        assert stop_agent(agent) == 0  # SIGTERM: a clean stop
 
 
 def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
@@ -95,8 +94,7 @@ def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw
         assert len(fw.subjects()) == 1 and len(fw.acquisitions()) == 1
         assert list((tmp_path / "spool" / "instances").glob("*/*.dcm")) == []
     finally:
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(timeout=30) == 0
+        assert stop_agent(agent) == 0  # SIGTERM: a clean stop
 
 
 def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
@@ -132,5 +130,4 @@ def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: A
         assert list((spool / "instances").glob("*/*")) == []
         assert status(config)["instances_waiting"] == 0
     finally:
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(timeout=30) == 0
+        assert stop_agent(agent) == 0  # SIGTERM: a clean stop
