@@ -8,6 +8,7 @@ from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag
 from .header import NotDicomError, read_first_header, read_header, text
 from .mapping import acquisition_uid, is_siemens, map_dataset
 from .names import capitalize, split_patient_name
+from .paths import UnsafePathError, inside, safe_component
 from .placement import FOLLOWED, GroupsAndProjects, Site, resolve_placement, site_placement
 from .policy import (
     add_sent_tag,
@@ -44,11 +45,13 @@ __all__ = [
     "Routing",
     "SentTag",
     "Site",
+    "UnsafePathError",
     "acquisition_uid",
     "add_sent_tag",
     "capitalize",
     "dicom_timestamp",
     "format_routing",
+    "inside",
     "is_sent_by_flywheel",
     "is_siemens",
     "map_dataset",
@@ -59,6 +62,7 @@ __all__ = [
     "read_first_header",
     "read_header",
     "resolve_placement",
+    "safe_component",
     "site_placement",
     "split_patient_name",
     "text",
