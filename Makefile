@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m fwagent.demo
+	$(BIN)/python -m demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p fwmapping -p fwagent -p gears -p fwlite
+	$(BIN)/mypy -p fwmapping -p fwagent -p gears -p fwlite -p demo
 
 test: lint
 	$(BIN)/python -m pytest tests

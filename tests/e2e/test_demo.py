@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fwagent.demo import run_demo
+
+from demo import run_demo
 
 
 @pytest.mark.parametrize("use_storescu", [True, False], ids=["storescu", "pynetdicom"])

@@ -1,4 +1,4 @@
-"""A small C-STORE sender (pynetdicom) for the demo and benchmarks when dcmtk is absent."""
+"""A small C-STORE sender (pynetdicom) for the demo when dcmtk is absent."""
 
 from __future__ import annotations
 

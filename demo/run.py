@@ -2,8 +2,8 @@
 
 Starts fwlite (``python -m fwlite serve``) in a temporary directory with group ``psych`` and
 project ``study01``, runs the agent with an embedded config, sends the sample studies
-(:mod:`fwagent.samples`: full routing string, group only, no ``fw://``, a missing group, an
-opt-out string) with dcmtk's storescu when installed, else with :mod:`fwagent.send`, waits
+(:mod:`demo.samples`: full routing string, group only, no ``fw://``, a missing group, an
+opt-out string) with dcmtk's storescu when installed, else with :mod:`demo.send`, waits
 until every series is settled, prints the fwlite tree and stops everything it started.
 """
 
@@ -20,8 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .agent import Agent
-from .config import config_from_dict
+from fwagent.agent import Agent
+from fwagent.config import config_from_dict
+
 from .samples import SAMPLES, write_study
 from .send import send_files
 
@@ -76,7 +77,7 @@ def send(paths: list[Path], port: int) -> str:
     ok, failed = send_files(paths, "127.0.0.1", port, "FWAGENT", "SCANNER")
     if failed:
         raise RuntimeError(f"{failed} instances were refused")
-    return "fwagent.send (pynetdicom)"
+    return "demo.send (pynetdicom)"
 
 
 def run_demo(workdir: Path, quiet_seconds: float = 1.0, use_storescu: bool = True) -> dict:
@@ -107,7 +108,7 @@ def run_demo(workdir: Path, quiet_seconds: float = 1.0, use_storescu: bool = Tru
             how = send(paths, agent_port)
         else:
             send_files(paths, "127.0.0.1", agent_port, "FWAGENT", "SCANNER")
-            how = "fwagent.send (pynetdicom)"
+            how = "demo.send (pynetdicom)"
         expected = sum(len(s.series) for s in SAMPLES)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -158,7 +159,7 @@ def _sessions(client: Any) -> list[tuple[str, str, str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fwagent.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="  agent: %(message)s")
@@ -183,7 +184,3 @@ def main(argv: list[str] | None = None) -> int:
     for line in result["tree"]:
         print("  " + line)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
