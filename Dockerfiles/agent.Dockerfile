@@ -14,10 +14,8 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY shared ./shared
 COPY agent ./agent
-COPY gears ./gears
-COPY fwlite ./fwlite
-COPY manifests ./manifests
-RUN pip install --no-cache-dir -c constraints.txt . \
+# the agent's extra only: no gear (fw-gear, pandas, codecs) or fwlite (FastAPI) packages
+RUN pip install --no-cache-dir -c constraints.txt '.[agent]' \
     && groupadd --system --gid 10001 fwagent \
     && useradd --system --uid 10001 --gid fwagent --home-dir /var/lib/fwagent --no-create-home fwagent \
     && mkdir -p /var/lib/fwagent /etc/fwagent \
