@@ -22,6 +22,7 @@ from typing import Any
 
 from fwagent.agent import Agent
 from fwagent.config import config_from_dict
+from fwmapping.info import recorded_routing
 
 from .samples import SAMPLES, write_study
 from .send import send_files
@@ -145,7 +146,7 @@ def _sessions(client: Any) -> list[tuple[str, str, str, str, str]]:
     out = []
     for session in client.sessions():
         session = client.get_session(session.id)
-        routing = (session.info or {}).get("fwagent", {}).get("routing", {})
+        routing = recorded_routing(session.info) or {}
         out.append(
             (
                 session.parents.group,

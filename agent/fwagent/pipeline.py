@@ -29,9 +29,9 @@ from fwmapping import (
     FOLLOWED,
     NotDicomError,
     acquisition_uid,
+    header_info,
     map_dataset,
     policy_allows,
-    policy_field,
     read_header,
 )
 
@@ -47,7 +47,7 @@ from .state import (
     InstanceRow,
     State,
 )
-from .upload import header_info, resolve, upload_acquisition
+from .upload import resolve, upload_acquisition
 
 log = logging.getLogger("fwagent.pipeline")
 
@@ -88,12 +88,6 @@ class Pipeline:
         self.state = state
         self.spool = spool
         self.mapping = config.mapping_config()
-        # header fields the site's rules read, kept in file info next to the standard ones
-        self._fields = (
-            self.mapping.routing_field,
-            self.mapping.session_label_key,
-            policy_field(self.mapping),
-        )
         self._client_factory = client_factory or (lambda: make_client(config.flywheel.api_key))
         self._client: Any = None
         self._lock = threading.Lock()  # one series at a time through process_series
@@ -282,7 +276,9 @@ class Pipeline:
             if was_uploaded:
                 paths += self._earlier_members(client, placed, work, {p.name for p in paths})
             zip_path = zip_series(paths, work / zip_name(placed))
-            upload_acquisition(client, placed, zip_path, header=header_info(header, self._fields))
+            upload_acquisition(
+                client, placed, zip_path, header_info(header, self.mapping), self.mapping
+            )
             return placed, _where(placed)
 
         return attempt()

@@ -12,88 +12,44 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pydicom
-from fwmapping import NotDicomError, read_first_header, resolve_placement
+from fwmapping import (
+    MappingConfig,
+    NotDicomError,
+    header_info,
+    read_first_header,
+    resolve_placement,
+)
+from fwmapping.info import AGENT, agent_info, file_info, settings_record
 from fwmapping.site import SdkSite
-from pydicom.dataset import Dataset
 
 from .package import zip_name
 
-# header keywords copied into file.info.header.dicom, as Flywheel's classifier would
-HEADER_KEYWORDS = (
-    "PatientID",
-    "PatientName",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "StudyDescription",
-    "SeriesDescription",
-    "StudyDate",
-    "StudyTime",
-    "SeriesDate",
-    "SeriesTime",
-    "AcquisitionDate",
-    "AcquisitionTime",
-    "AcquisitionNumber",
-    "ImageType",
-    "Manufacturer",
-    "OperatorsName",
-    "SeriesNumber",
-    "ProtocolName",
-    "Modality",
-    "SOPClassUID",
-    "PatientComments",
-)
 
-
-def header_info(ds: Dataset, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Plain JSON values of the header keywords that are present, plus ``extra`` ones (the
-    site's routing, policy and session-label fields, so the audit and the mover read the
-    same values the agent did)."""
-    info: dict[str, Any] = {}
-    for keyword in dict.fromkeys((*HEADER_KEYWORDS, *extra)):
-        if keyword not in ds:
-            continue
-        value = ds.get(keyword)
-        if isinstance(value, pydicom.multival.MultiValue | list | tuple):
-            info[keyword] = [_plain(v) for v in value]
-        else:
-            info[keyword] = _plain(value)
-    return info
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("latin-1", "replace")
-    if isinstance(value, pydicom.valuerep.IS):
-        return int(value)
-    if isinstance(value, pydicom.valuerep.DSfloat | pydicom.valuerep.DSdecimal):
-        return float(value)
-    return str(value)
-
-
-def upload_metadata(metadata: dict[str, Any], file_name: str, header: dict[str, Any]) -> dict:
-    """The uid-upload body: routing moved into session.info.fwagent.routing and the zip
-    named in acquisition.files with type dicom and its header info."""
+def upload_metadata(
+    metadata: dict[str, Any],
+    file_name: str,
+    header: dict[str, Any],
+    config: MappingConfig | None = None,
+) -> dict:
+    """The uid-upload body: the routing (and, given ``config``, the mapping settings) moved
+    into ``info.fwagent`` of the acquisition and the session, and the zip named in
+    acquisition.files with type dicom and its header info."""
     body = copy.deepcopy(metadata)
     routing = body.pop("routing", None)
     session = body.setdefault("session", {})
+    acquisition = body.setdefault("acquisition", {})
     if routing is not None:
+        record = agent_info(routing, settings_record(config) if config else None)[AGENT]
         # per series, always; on the session only when this upload decided where it went
-        # (a followed session keeps the routing that placed it, and any mover history)
-        acq_info = body.setdefault("acquisition", {}).setdefault("info", {})
-        acq_info.setdefault("fwagent", {})["routing"] = routing
+        # (a followed session keeps the record that placed it, and any mover history)
+        acquisition.setdefault("info", {}).setdefault(AGENT, {}).update(record)
         if routing.get("resolved") != "followed":
-            session.setdefault("info", {}).setdefault("fwagent", {})["routing"] = routing
+            session.setdefault("info", {}).setdefault(AGENT, {}).update(copy.deepcopy(record))
     if session.get("timestamp") is None:
         session.pop("timestamp", None)
-    acquisition = body.setdefault("acquisition", {})
     if acquisition.get("timestamp") is None:
         acquisition.pop("timestamp", None)
-    acquisition["files"] = [
-        {"name": file_name, "type": "dicom", "info": {"header": {"dicom": header}}}
-    ]
+    acquisition["files"] = [{"name": file_name, "type": "dicom", "info": file_info(header)}]
     return body
 
 
@@ -109,17 +65,20 @@ def upload_acquisition(
     metadata: dict[str, Any],
     zip_path: Path,
     header: dict[str, Any] | None = None,
+    config: MappingConfig | None = None,
 ) -> dict[str, Any]:
     """Upload ``zip_path`` as ``<acquisition label>.dicom.zip``; return the metadata used
-    (resolved against the site). Raises the SDK's exception on failure."""
+    (resolved against the site). ``header`` is the file info header (read from the zip
+    when not given); ``config`` the settings the metadata was mapped with, recorded in
+    ``info.fwagent.settings``. Raises the SDK's exception on failure."""
     placed = resolve(client, metadata)
     if header is None:
         try:
-            header = header_info(read_first_header(zip_path))
+            header = header_info(read_first_header(zip_path), config)
         except NotDicomError:
             header = {}
     name = zip_name(placed)
-    body = upload_metadata(placed, name, header)
+    body = upload_metadata(placed, name, header, config)
     from flywheel.file_spec import FileSpec
 
     size = Path(zip_path).stat().st_size

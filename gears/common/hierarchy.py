@@ -10,10 +10,12 @@ Everything is copied into plain dataclasses so checks stay pure and testable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from fwmapping.info import header_from_info
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +68,12 @@ class File:
         return self.name.lower().endswith(DICOM_SUFFIXES)
 
     def dicom_header(self) -> dict[str, Any] | None:
-        """The header Flywheel's classifier (and the agent) keep in
-        ``info["header"]["dicom"]``, when present and non-empty."""
+        """The header Flywheel's classifier (and the agent) keep in file info, when present
+        and non-empty (:func:`fwmapping.info.header_from_info`)."""
         return header_from_info(self.info)
 
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", ".dcm.zip", ".dicom.zip", ".zip")
-
-
-def header_from_info(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``info["header"]["dicom"]`` when present and non-empty."""
-    header = (info or {}).get("header")
-    dicom = header.get("dicom") if isinstance(header, Mapping) else None
-    return dict(dicom) if isinstance(dicom, Mapping) and dicom else None
 
 
 @dataclass
@@ -90,6 +85,7 @@ class Acquisition:
     session: Session
     files: list[File] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fw_path(self) -> str:
@@ -178,6 +174,7 @@ def to_acquisition(raw: Any, session: Session) -> Acquisition:
         session=session,
         files=[to_file(item) for item in _get(raw, "files", []) or []],
         tags=list(_get(raw, "tags", []) or []),
+        info=_info(raw),
     )
 
 

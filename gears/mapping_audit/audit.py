@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,29 +12,21 @@ from typing import Any
 from fwmapping import (
     MappingConfig,
     NotDicomError,
+    dataset_from_header,
+    header_info,
     map_dataset,
     parse_routing,
     read_first_header,
     resolve_placement,
 )
+from fwmapping.info import ChosenSettings, choose_settings, header_from_info, recorded_settings
 from fwmapping.site import SdkSite, quote_filter_value
 from pydicom.dataset import Dataset
 
-from gears.common.hierarchy import (
-    Acquisition,
-    File,
-    Scope,
-    Session,
-    Walker,
-    header_from_info,
-)
+from gears.common.hierarchy import Acquisition, File, Scope, Session, Walker
 
 from .checks import Audited, Finding, check_item, check_splits, dedupe, redact, unreadable
-from .headers import (
-    HeaderFetcher,
-    dataset_from_header,
-    header_from_dataset,
-)
+from .headers import HeaderFetcher
 from .phi import routing_phi
 
 log = logging.getLogger(__name__)
@@ -46,22 +39,36 @@ class AuditResult:
     files: int = 0  # DICOM files audited
     skipped: int = 0  # acquisitions without a DICOM file
     downloads: int = 0  # files (or zip members) downloaded for want of header info
+    settings: Counter[str] = field(default_factory=Counter)  # settings used -> acquisitions
+
+
+def settings_for(gear_config: Mapping[str, Any], acquisition: Acquisition) -> ChosenSettings:
+    """Gear config, else the settings the agent recorded when it uploaded this acquisition
+    (or its session), else the defaults."""
+    recorded = recorded_settings(acquisition.info) or recorded_settings(acquisition.session.info)
+    return choose_settings(gear_config, recorded)
 
 
 def read_file_header(
-    client: Any, fetch: HeaderFetcher, acquisition: Acquisition, file: File, local: Path | None
+    client: Any,
+    fetch: HeaderFetcher,
+    acquisition: Acquisition,
+    file: File,
+    local: Path | None,
+    config: MappingConfig | None = None,
 ) -> tuple[dict[str, Any], Dataset]:
-    """Header dict and dataset: file info, else the local input, else the file on the site."""
+    """Header dict and the dataset the rules read: file info, else the local input, else the
+    file on the site, converted to what the agent would have kept in file info."""
     header = file.dicom_header()
     if header is None and not file.info and local is None:
         # listings may leave info out: ask for this file's info before downloading
         raw = client.get_acquisition_file_info(acquisition.id, file.name)
         info = raw.get("info") if raw is not None else None
         header = header_from_info(info if isinstance(info, Mapping) else None)
-    if header is not None:
-        return header, dataset_from_header(header)
-    ds = read_first_header(local) if local else fetch(acquisition.id, file.name)
-    return header_from_dataset(ds), ds
+    if header is None:
+        ds = read_first_header(local) if local else fetch(acquisition.id, file.name)
+        header = header_info(ds, config)
+    return header, dataset_from_header(header)
 
 
 def elsewhere(
@@ -98,13 +105,15 @@ def audit(
     client: Any,
     walker: Walker,
     scope: Scope,
-    config: MappingConfig,
+    gear_config: Mapping[str, Any],
     local_files: Mapping[tuple[str, str], Path] | None = None,
     look_elsewhere: bool = False,
 ) -> AuditResult:
     """Audit every DICOM file under ``scope``.
 
-    ``local_files`` maps (acquisition id, file name) to an already downloaded copy (the
+    ``gear_config`` holds the settings the admin set (routing_field, session_label_key,
+    timezone); the rest come from what the agent recorded per acquisition (see
+    :func:`settings_for`). ``local_files`` maps (acquisition id, file name) to an already downloaded copy (the
     gear's file input). ``look_elsewhere`` also searches the whole site for the same study
     and series uids, for runs that see less than a project.
     """
@@ -119,11 +128,14 @@ def audit(
             result.skipped += 1
             continue
         result.acquisitions += 1
+        settings = settings_for(gear_config, acquisition)
+        result.settings[settings.describe()] += 1
+        config = settings.config
         for file in dicom_files:
             result.files += 1
             local = (local_files or {}).get((acquisition.id, file.name))
             try:
-                header, ds = read_file_header(client, fetch, acquisition, file, local)
+                header, ds = read_file_header(client, fetch, acquisition, file, local, config)
             except NotDicomError as exc:
                 findings.append(unreadable(acquisition, file, str(exc)))
                 continue

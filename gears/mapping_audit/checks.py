@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fwmapping import UNKNOWN, UNKNOWN_GROUP, UNSORTED, UNSORTED_PROJECT, parse_routing
+from fwmapping import UNKNOWN, UNSORTED, in_holding_area, parse_routing
+from fwmapping.info import last_move_target
 
 from gears.common.hierarchy import Acquisition, File, Session
 
@@ -122,21 +123,15 @@ def location(group: str, project: str, subject: str) -> str:
     return f"{group}/{project}/{subject}"
 
 
-def in_holding_area(group: str, project: str) -> bool:
-    """Unknown group or an Unsorted project: where unroutable data waits for triage."""
-    return group == UNKNOWN_GROUP or project == UNSORTED_PROJECT
-
-
 def moved_by_admin(session: Session) -> bool:
-    """unsorted-mover recorded a move that put the session where it is now."""
-    moves = (session.info.get("unsorted_mover") or {}).get("moves") or []
-    if not moves:
+    """unsorted-mover recorded a move that put the session where it is now (a move whose
+    target cannot be read counts: the admin placed it, wherever that was)."""
+    target = last_move_target(session.info)
+    if target is None:
         return False
-    target = moves[-1].get("to") if isinstance(moves[-1], Mapping) else None
-    if not isinstance(target, str) or not target:
+    if target.group is None:
         return True
-    routing = parse_routing(target if target.lower().startswith("fw://") else f"fw://{target}")
-    return routing.group == session.project.group and routing.project in (
+    return target.group == session.project.group and target.project in (
         None,
         session.project.label,
     )

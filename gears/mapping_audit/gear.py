@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fw_gear.context import GearContext
-from fwmapping import MappingConfig
+from fwmapping.info import choose_settings
 
 from gears.common.hierarchy import SCOPES, Walker
 from gears.common.report import report_name, write_report
@@ -30,14 +30,11 @@ class AuditError(Exception):
     """The audit could not run; the message is for the user."""
 
 
-def mapping_config(opts: dict[str, Any]) -> MappingConfig:
-    """The fwmapping settings from the gear config (must match the site's agent)."""
+def check_settings(opts: dict[str, Any]) -> None:
+    """Refuse mapping settings in the gear config that cannot work (e.g. an unknown timezone);
+    unset ones default per acquisition to what the agent recorded at upload."""
     try:
-        return MappingConfig(
-            routing_field=str(opts.get("routing_field") or "PatientID"),
-            session_label_key=str(opts.get("session_label_key") or "StudyDescription"),
-            timezone=str(opts.get("timezone") or "UTC"),
-        )
+        choose_settings(opts, None)
     except ValueError as exc:
         raise AuditError(f"invalid config: {exc}") from None
 
@@ -106,11 +103,11 @@ def run(context: GearContext) -> int:
         log.error("mapping-audit needs the api-key input to read the site")
         return 1
     try:
-        config = mapping_config(opts)
+        check_settings(opts)
         kind, cid, local = target(context, client)
         walker = Walker(client)
         scope = walker.walk(kind, cid)
-        result = audit(client, walker, scope, config, local, look_elsewhere=kind != "project")
+        result = audit(client, walker, scope, opts, local, look_elsewhere=kind != "project")
     except AuditError as exc:
         log.error("%s", exc)
         return 1
@@ -124,6 +121,8 @@ def run(context: GearContext) -> int:
     scope_desc = f"{scope.type} {scope.label} ({scope.project.group}/{scope.project.label})"
     name = report_name(GEAR, [scope.label])
     write_report(context.output_dir, name, COLUMNS, [f.row() for f in result.findings])
+    for used, count in sorted(result.settings.items()):
+        log.info("mapping settings for %d acquisition(s): %s", count, used)
     log.info("%s", summary(result, scope_desc))
     if opts.get("tag_findings") and result.findings:
         existing = {s.id: set(s.tags) for s in scope.sessions}

@@ -1,66 +1,22 @@
-"""The DICOM header of an acquisition's file: from file info, else the zip's first instance.
+"""The DICOM header of a file on the site that carries none in its info: the zip's first
+instance, stopping before the pixel data.
 
-Flywheel's classifier (and the agent's upload) keep the header as keyword -> value under
-``file.info["header"]["dicom"]``. When that is missing the header is read from the first
-DICOM member of the zip, stopping before the pixel data.
+Flywheel's classifier (and the agent's upload) keep the header in file info
+(:mod:`fwmapping.info`); the audit converts a downloaded header with the agent's own
+converter (:func:`fwmapping.header_info`) so both paths give the rules the same fields.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from fwmapping import NotDicomError, read_first_header
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
-
-
-def _plain(value: Any) -> Any:
-    """A header value as JSON-like plain data."""
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return [_plain(item) for item in value]
-    if isinstance(value, bytes):
-        return value.decode("latin-1", errors="replace")
-    if isinstance(value, (int, float, str)) or value is None:
-        return value
-    return str(value)
-
-
-def header_from_dataset(ds: Dataset) -> dict[str, Any]:
-    """keyword -> value for every non-sequence, non-binary element of ``ds``."""
-    out: dict[str, Any] = {}
-    for element in ds:
-        if not element.keyword or element.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "UN"):
-            continue
-        out[element.keyword] = _plain(element.value)
-    return out
-
-
-def dataset_from_header(header: Mapping[str, Any]) -> Dataset:
-    """A pydicom Dataset from a keyword -> value header dict, so fwmapping can read it.
-
-    Values it cannot hold (unknown keywords, sequences, odd types) are left out.
-    """
-    ds = Dataset()
-    for keyword, value in header.items():
-        if value is None or isinstance(value, Mapping) or tag_for_keyword(keyword) is None:
-            if keyword == "PatientName" and isinstance(value, Mapping):
-                value = value.get("Alphabetic")  # DICOM JSON person name
-            else:
-                continue
-        if isinstance(value, list) and any(isinstance(item, (Mapping, list)) for item in value):
-            continue
-        try:
-            setattr(ds, keyword, value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            log.debug("header value %s=%r left out: %s", keyword, value, exc)
-    return ds
 
 
 class HeaderFetcher:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fwmapping import parse_routing
+from fwmapping.fields import PATIENT_ID_FIELDS, PATIENT_NAME_FIELDS
 
 PARTS = ("group", "project", "subject", "session")
 
@@ -49,7 +50,7 @@ class PhiHit:
 def _name_tokens(header: Mapping[str, Any]) -> set[str]:
     """Lower-cased words of the patient's name(s), long enough to be meaningful."""
     tokens: set[str] = set()
-    for keyword in ("PatientName", "OtherPatientNames", "PatientMotherBirthName"):
+    for keyword in PATIENT_NAME_FIELDS:
         value = header.get(keyword)
         if not value:
             continue
@@ -66,7 +67,7 @@ def _name_tokens(header: Mapping[str, Any]) -> set[str]:
 def _identifiers(header: Mapping[str, Any], routing_field: str) -> set[str]:
     """Patient identifiers other than the routing field itself, as they would be typed."""
     found: set[str] = set()
-    for keyword in ("PatientID", "OtherPatientIDs", "AccessionNumber"):
+    for keyword in PATIENT_ID_FIELDS:
         if keyword == routing_field:
             continue
         value = header.get(keyword)

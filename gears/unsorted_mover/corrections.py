@@ -3,7 +3,8 @@
 Columns (header names are matched case-insensitively, spaces and dashes count as
 underscores, so a dry-run report with a filled-in ``To`` column can be fed back):
 ``session_id`` and/or ``study_instance_uid`` to name the session, and ``target``
-(alias ``to``) as ``group/project[/subject[/session]]`` (an ``fw://`` prefix is accepted).
+(alias ``to``) as ``group/project[/subject[/session]]`` (an ``fw://`` prefix is accepted;
+read by :func:`fwmapping.parse_target`, the routing string's own rules).
 Rows with an empty target are ignored, so untouched report rows do no harm.
 """
 
@@ -14,9 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fwmapping import Routing, parse_target
+
 ID_COLUMNS = ("session_id", "study_instance_uid")
 ALIASES = {"to": "target", "session": "session_id", "study_uid": "study_instance_uid"}
-_SCHEME = re.compile(r"^\s*fw://", re.IGNORECASE)
 
 
 class CorrectionsError(ValueError):
@@ -24,45 +26,16 @@ class CorrectionsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where a session should go; subject/session None keep the current labels."""
-
-    group: str
-    project: str
-    subject: str | None = None
-    session: str | None = None
-
-    def path(self) -> str:
-        parts = [self.group, self.project, self.subject, self.session]
-        return "/".join(part for part in parts if part)
-
-
-@dataclass(frozen=True)
 class Correction:
     """One usable row; ``row`` is the 1-based data row number as the admin sees it (header = 1)."""
 
     row: int
-    target: Target
+    target: Routing  # group and project always set (fwmapping.parse_target)
     session_id: str | None = None
     study_uid: str | None = None
 
     def describe(self) -> str:
         return f"correction row {self.row}"
-
-
-def parse_target(text: str) -> Target:
-    """``group/project[/subject[/session]]`` -> Target, or ValueError saying what is wrong."""
-    value = _SCHEME.sub("", text.strip()).strip().strip("/")
-    parts = [part.strip() for part in value.split("/")]
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ValueError(f"target {text!r} must be group/project[/subject[/session]]")
-    if len(parts) > 4:
-        raise ValueError(f"target {text!r} has more than group/project/subject/session")
-    if any(not part for part in parts):
-        raise ValueError(f"target {text!r} has an empty part")
-    subject = parts[2] if len(parts) > 2 else None
-    session = parts[3] if len(parts) > 3 else None
-    return Target(group=parts[0].lower(), project=parts[1], subject=subject, session=session)
 
 
 def _column(name: str) -> str:

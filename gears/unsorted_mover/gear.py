@@ -55,7 +55,7 @@ def destination(context: GearContext, client: Any) -> tuple[str, str]:
 
 
 def outside_records(
-    client: Any, walker: Walker, corrections: list[Correction], scope: Scope, field: str
+    client: Any, walker: Walker, corrections: list[Correction], scope: Scope, field: str | None
 ) -> list[SessionRecord]:
     """Sessions named by corrections rows but not under the container (already moved?)."""
     known_ids = {session.id for session in scope.sessions}
@@ -80,7 +80,8 @@ def outside_records(
 def run(context: GearContext) -> int:
     opts = context.config.opts
     dry_run = bool(opts.get("dry_run", True))
-    field = str(opts.get("routing_field") or "PatientID")
+    # unset: each session's field as the agent recorded it at upload, else PatientID
+    field = str(opts.get("routing_field") or "").strip() or None
     client = context.client
     if client is None:
         log.error("no api-key input: the gear needs Flywheel API access (manifest input api-key)")
@@ -108,6 +109,9 @@ def run(context: GearContext) -> int:
     records = [to_record(s, by_session[s.id], field, client) for s in scope.sessions]
     records += outside_records(client, walker, corrections, scope, field)
     log.info("%s %s: %d sessions to triage", ctype, scope.label, len(scope.sessions))
+    fields = Counter((r.routing_field, r.field_source) for r in records)
+    for (used, source), count in sorted(fields.items(), key=lambda item: str(item[0])):
+        log.info("routing field %s (%s) for %d session(s)", used, source, count)
 
     decisions = plan(records, corrections, SdkSite(client))
     if not dry_run:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from fwmapping.info import MoveRecord, with_move
 from fwmapping.site import quote_filter_value
 
 from gears.common.hierarchy import Session, paged
@@ -22,7 +23,6 @@ from gears.unsorted_mover.plan import FAILED, MOVED, Decision, Place
 
 log = logging.getLogger(__name__)
 
-INFO_KEY = "unsorted_mover"
 SUBJECT_FIELDS = ("firstname", "lastname", "sex", "cohort", "type", "race", "ethnicity")
 
 
@@ -101,10 +101,9 @@ class Mover:
             self.client.modify_session(session.id, body)
 
     def record(self, session: Session, decision: Decision, at: str) -> None:
-        """Append the move to info.unsorted_mover.moves; other info (fwagent) is kept."""
-        kept = session.info.get(INFO_KEY)
-        moves = list(kept.get("moves", [])) if isinstance(kept, dict) else []
-        entry: dict[str, Any] = {
+        """Append the move to the session's mover history (:func:`fwmapping.info.with_move`);
+        other info (fwagent) is kept."""
+        entry: MoveRecord = {
             "from": decision.record.place.path(),
             "to": decision.to.path() if decision.to else "",
             "at": at,
@@ -116,8 +115,7 @@ class Mover:
                 "value": decision.record.routing_value,
                 "source": decision.record.routing_source,
             }
-        moves.append(entry)
-        self.client.set_session_info(session.id, {INFO_KEY: {"moves": moves}})
+        self.client.set_session_info(session.id, with_move(session.info, entry))
 
 
 def whole_subjects(decisions: Sequence[Decision], sessions: dict[str, Session]) -> set[str]:

@@ -10,8 +10,9 @@ Rules, in order:
    different targets, or a StudyInstanceUID matching several sessions (ambiguous).
 2. Otherwise the routing string is re-read and resolved like an upload today: a group
    that does not exist keeps the session in ``unknown/Unsorted``, a project that does not
-   exist sends it to ``<group>/Unsorted``. Routing only ever moves a session *out of* an
-   Unsorted project, never out of a real project an admin may have moved it to.
+   exist sends it to ``<group>/Unsorted``. Routing only ever moves a session *out of* the
+   holding area (:func:`fwmapping.in_holding_area`: the unknown group or an Unsorted
+   project), never out of a real project an admin may have moved it to.
 3. A session already where it should be is Skipped, so a second run changes nothing.
 4. If any corrections row failed, nothing moves at all: the admin fixes the CSV first.
 """
@@ -27,11 +28,13 @@ from fwmapping import (
     UNKNOWN_GROUP,
     UNSORTED_PROJECT,
     GroupsAndProjects,
+    Routing,
+    in_holding_area,
     parse_routing,
     site_placement,
 )
 
-from gears.unsorted_mover.corrections import Correction, Target
+from gears.unsorted_mover.corrections import Correction
 
 PLANNED = "Planned"
 MOVED = "Moved"
@@ -62,6 +65,7 @@ class SessionRecord:
     routing_value: str | None = None
     routing_field: str | None = None
     routing_source: str = ""  # "session info" | "DICOM header" | ""
+    field_source: str = ""  # where routing_field came from: gear config, the agent, default
     in_scope: bool = True  # False: looked up only because a corrections row names it
 
 
@@ -80,25 +84,22 @@ class Decision:
         return self.status == PLANNED and self.to is not None
 
 
-def is_unsorted(place: Place) -> bool:
-    return place.project == UNSORTED_PROJECT
-
-
-def apply_target(place: Place, target: Target) -> Place:
+def apply_target(place: Place, target: Routing) -> Place:
     """The new place: target group/project, target labels when given, else current ones."""
     return Place(
-        group=target.group,
-        project=target.project,
+        group=target.group_id,
+        project=target.project_label,
         subject=target.subject or place.subject,
         session=target.session or place.session,
     )
 
 
-def _missing(target: Target, site: GroupsAndProjects) -> str | None:
-    if not site.group_exists(target.group):
-        return f"group '{target.group}' does not exist"
-    if not site.project_exists(target.group, target.project):
-        return f"project '{target.group}/{target.project}' does not exist"
+def _missing(target: Routing, site: GroupsAndProjects) -> str | None:
+    group, project = target.group_id, target.project_label
+    if not site.group_exists(group):
+        return f"group '{group}' does not exist"
+    if not site.project_exists(group, project):
+        return f"project '{group}/{project}' does not exist"
     return None
 
 
@@ -148,9 +149,12 @@ def plan_routing(record: SessionRecord, site: GroupsAndProjects) -> Decision:
         source += f" ({field}, from {record.routing_source})"
     if routing.placement == "unknown" or not routing.group:
         return Decision(record, None, f"{source}: no fw:// routing; add a correction row", SKIPPED)
-    if not is_unsorted(record.place):
+    if not in_holding_area(record.place.group, record.place.project):
         return Decision(
-            record, None, f"{source}: not in an Unsorted project, left where it is", SKIPPED
+            record,
+            None,
+            f"{source}: not in the unknown group or an Unsorted project, left where it is",
+            SKIPPED,
         )
     place = record.place
     # the agent's own placement rule, against the site as it is now
@@ -158,10 +162,10 @@ def plan_routing(record: SessionRecord, site: GroupsAndProjects) -> Decision:
         routing.group_id, routing.project_label, routing.placement, site
     )
     if resolved == UNKNOWN:
-        target = Target(UNKNOWN_GROUP, UNSORTED_PROJECT)
+        target = Routing(UNKNOWN_GROUP, UNSORTED_PROJECT)
         reason = f"{source}: target missing: group '{routing.group}' does not exist"
     else:
-        target = Target(group, project, routing.subject, routing.session)
+        target = Routing(group, project, routing.subject, routing.session)
         if resolved == ROUTED:
             reason = source
         elif routing.project:

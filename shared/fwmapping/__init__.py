@@ -5,6 +5,13 @@ so that they can never disagree. See DESIGN.md section 2.
 """
 
 from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag
+from .fields import (
+    HEADER_FIELDS,
+    dataset_from_header,
+    header_fields,
+    header_info,
+    header_text,
+)
 from .header import NotDicomError, read_first_header, read_header, text
 from .mapping import acquisition_uid, is_siemens, map_dataset
 from .names import capitalize, split_patient_name
@@ -25,12 +32,15 @@ from .routing import (
     UNSORTED_PROJECT,
     Routing,
     format_routing,
+    in_holding_area,
     parse_routing,
+    parse_target,
 )
 from .timestamps import dicom_timestamp
 
 __all__ = [
     "FOLLOWED",
+    "HEADER_FIELDS",
     "OPT_IN",
     "OPT_OUT",
     "ROUTED",
@@ -49,13 +59,19 @@ __all__ = [
     "acquisition_uid",
     "add_sent_tag",
     "capitalize",
+    "dataset_from_header",
     "dicom_timestamp",
     "format_routing",
+    "header_fields",
+    "header_info",
+    "header_text",
+    "in_holding_area",
     "inside",
     "is_sent_by_flywheel",
     "is_siemens",
     "map_dataset",
     "parse_routing",
+    "parse_target",
     "policy_allows",
     "policy_allows_value",
     "policy_field",

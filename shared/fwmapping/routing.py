@@ -13,6 +13,7 @@ UNSORTED = "unsorted"  # group only: project Unsorted in that group
 UNKNOWN = "unknown"  # no usable routing string: unknown/Unsorted
 
 _SCHEME = re.compile(r"^\s*fw://(?P<path>.*?)\s*$", re.IGNORECASE | re.DOTALL)
+_PREFIX = re.compile(r"^\s*fw://", re.IGNORECASE)
 # Flywheel group ids: lower-case letters, digits and . @ _ -, at most 64 characters.
 _GROUP_ID = re.compile(r"^[0-9a-z][0-9a-z.@_-]{0,63}$")
 
@@ -42,6 +43,22 @@ class Routing:
         """The project the data goes to before any check against the site."""
         return self.project if self.group and self.project else UNSORTED_PROJECT
 
+    def path(self) -> str:
+        """``group/project/subject/session`` with trailing empty parts left out."""
+        parts = [self.group, self.project, self.subject, self.session]
+        while parts and not parts[-1]:
+            parts.pop()
+        return "/".join(part or "" for part in parts)
+
+
+def in_holding_area(group: str | None, project: str | None) -> bool:
+    """Whether a place is where unplaceable data waits for an admin's triage.
+
+    The whole ``unknown`` group is (the agent creates nothing else there and nothing under
+    it is a real destination), and so is the ``Unsorted`` project of any group.
+    """
+    return group == UNKNOWN_GROUP or project == UNSORTED_PROJECT
+
 
 def parse_routing(value: object) -> Routing:
     """Parse a routing value; anything without a valid ``fw://group`` gives placement unknown.
@@ -65,9 +82,27 @@ def parse_routing(value: object) -> Routing:
     return Routing(group=group, project=project, subject=subject, session=session)
 
 
+def parse_target(value: str) -> Routing:
+    """A place an admin names by hand, ``group/project[/subject[/session]]`` (an ``fw://``
+    prefix and a trailing slash are accepted), read by :func:`parse_routing`'s rules.
+
+    Stricter than a routing string: group and project are required, and a ValueError says
+    what is wrong instead of falling back to Unknown.
+    """
+    bare = _PREFIX.sub("", str(value)).strip().strip("/")
+    parts = [part.strip() for part in bare.split("/")]
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"target {value!r} must be group/project[/subject[/session]]")
+    if len(parts) > 4:
+        raise ValueError(f"target {value!r} has more than group/project/subject/session")
+    if not all(parts):
+        raise ValueError(f"target {value!r} has an empty part")
+    routing = parse_routing("fw://" + "/".join(parts))
+    if routing.group is None:
+        raise ValueError(f"target {value!r}: {parts[0]!r} is not a Flywheel group id")
+    return routing
+
+
 def format_routing(routing: Routing) -> str:
     """``fw://group/project/subject/session`` with trailing empty parts left out."""
-    parts = [routing.group, routing.project, routing.subject, routing.session]
-    while parts and not parts[-1]:
-        parts.pop()
-    return "fw://" + "/".join(part or "" for part in parts)
+    return "fw://" + routing.path()

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from fwagent.package import zip_series
-from fwagent.upload import header_info, upload_acquisition
-from fwmapping import map_dataset
+from fwagent.upload import upload_acquisition
+from fwmapping import dataset_from_header, header_info, map_dataset
 from pydicom.uid import generate_uid
 
 from gears import runtime
 from gears.common.hierarchy import PAGE
-from gears.mapping_audit.headers import dataset_from_header
 from tests.support.dicomgen import SeriesSpec, make_instance, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.gear_root import make_gear_root

@@ -25,4 +25,4 @@ def seed_series(
     paths = write_series(out / "dicom", spec)
     metadata = map_dataset(read_header(paths[0]), config)
     zip_path = zip_series(paths, out / zip_name(metadata))
-    return upload_acquisition(client, metadata, zip_path)
+    return upload_acquisition(client, metadata, zip_path, config=config)

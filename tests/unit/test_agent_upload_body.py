@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fwagent.upload import header_info, upload_metadata
-from fwmapping import map_dataset
+from fwagent.upload import upload_metadata
+from fwmapping import MappingConfig, Policy, header_info, map_dataset
 
 from tests.support.dicomgen import SeriesSpec, make_instance
 
@@ -12,10 +12,16 @@ def test_site_fields_travel_in_file_info() -> None:
     spec = SeriesSpec(patient_id="MRN1", extra={"OtherPatientIDs": "fw://psych/study01"})
     ds = make_instance(spec, 0)
     plain = header_info(ds)
-    assert "OtherPatientIDs" not in plain and plain["PatientID"] == "MRN1"
-    site = header_info(ds, ("OtherPatientIDs", "StudyDescription", "OtherPatientIDs"))
+    assert "InstitutionName" not in plain and plain["PatientID"] == "MRN1"
+    config = MappingConfig(
+        routing_field="OtherPatientIDs",
+        session_label_key="StudyDescription",
+        policy=Policy(field="InstitutionName"),
+    )
+    ds.InstitutionName = "Hospital"
+    site = header_info(ds, config)
     assert site["OtherPatientIDs"] == "fw://psych/study01"
-    assert list(site).count("OtherPatientIDs") == 1
+    assert site["InstitutionName"] == "Hospital"
 
 
 def test_routing_goes_to_session_and_acquisition_info() -> None:
@@ -33,3 +39,24 @@ def test_routing_goes_to_session_and_acquisition_info() -> None:
     }
     metadata["routing"]["resolved"] = "followed"  # a followed session keeps its own record
     assert "info" not in upload_metadata(metadata, "a.zip", {})["session"]
+
+
+def test_settings_are_recorded_with_the_routing() -> None:
+    config = MappingConfig(
+        routing_field="PatientComments",
+        session_label_key="SeriesDescription",
+        timezone="Europe/Paris",
+        policy=Policy(mode="opt-in", field="StudyComments", strings=("UPLOAD", "FW")),
+    )
+    metadata = map_dataset(make_instance(SeriesSpec(), 0), config)
+    metadata["routing"]["resolved"] = "routed"
+    body = upload_metadata(metadata, "a.zip", {}, config)
+    settings = {
+        "routing_field": "PatientComments",
+        "session_label_key": "SeriesDescription",
+        "timezone": "Europe/Paris",
+        "policy": {"mode": "opt-in", "field": "StudyComments", "strings": ["UPLOAD", "FW"]},
+    }
+    assert body["session"]["info"]["fwagent"]["settings"] == settings
+    assert body["acquisition"]["info"]["fwagent"]["settings"] == settings
+    assert body["session"]["info"]["fwagent"]["routing"]["field"] == "PatientComments"

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fwmapping import MappingConfig, map_dataset, resolve_placement
+from fwmapping import (
+    MappingConfig,
+    dataset_from_header,
+    header_info,
+    map_dataset,
+    resolve_placement,
+)
 
 from gears.common.hierarchy import Acquisition, File, Project, Session, Subject
 from gears.mapping_audit.checks import (
@@ -14,7 +20,6 @@ from gears.mapping_audit.checks import (
     check_splits,
     dedupe,
 )
-from gears.mapping_audit.headers import dataset_from_header, header_from_dataset
 from tests.support.dicomgen import SeriesSpec, make_instance
 
 
@@ -40,7 +45,7 @@ SITE = Site(
 
 
 def expected_for(spec: SeriesSpec, config: MappingConfig | None = None) -> tuple[dict, dict]:
-    header = header_from_dataset(make_instance(spec, 0))
+    header = header_info(make_instance(spec, 0))
     metadata = map_dataset(dataset_from_header(header), config or MappingConfig())
     return header, resolve_placement(metadata, SITE, follow_sessions=False)
 
@@ -72,7 +77,7 @@ def checks_of(findings: list[Any]) -> list[str]:
 
 def test_header_round_trip_maps_like_the_file() -> None:
     ds = make_instance(SeriesSpec(), 0)
-    header = header_from_dataset(ds)
+    header = header_info(ds)
     assert map_dataset(dataset_from_header(header)) == map_dataset(ds)
 
 

@@ -5,22 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fwmapping import Routing, parse_target
 
-from gears.unsorted_mover.corrections import (
-    CorrectionsError,
-    Target,
-    parse_corrections,
-    parse_target,
-    read_corrections,
-)
+from gears.unsorted_mover.corrections import CorrectionsError, parse_corrections, read_corrections
 
 
 def test_target_forms() -> None:
-    assert parse_target("psych/study01") == Target("psych", "study01")
-    assert parse_target(" fw://Psych/study01/s01/ses1 ") == Target(
+    assert parse_target("psych/study01") == Routing("psych", "study01")
+    assert parse_target(" fw://Psych/study01/s01/ses1 ") == Routing(
         "psych", "study01", "s01", "ses1"
     )
-    assert parse_target("psych/study01/s01/") == Target("psych", "study01", "s01")
+    assert parse_target("psych/study01/s01/") == Routing("psych", "study01", "s01")
     assert parse_target("psych/study01/s01").path() == "psych/study01/s01"
 
 
@@ -49,7 +44,7 @@ def test_report_columns_fed_back() -> None:
     rows = parse_corrections(text)
     assert len(rows) == 1
     assert rows[0].session_id == "s1"
-    assert rows[0].target == Target("psych", "study01", "s01")
+    assert rows[0].target == Routing("psych", "study01", "s01")
 
 
 def test_missing_columns_is_one_clear_error() -> None:
@@ -68,7 +63,7 @@ def test_bad_rows_are_listed_by_number() -> None:
 def test_read_file_with_bom(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_bytes("\ufeffSession_ID,Target\nabc,psych/study01\n".encode())
-    assert read_corrections(path)[0].target == Target("psych", "study01")
+    assert read_corrections(path)[0].target == Routing("psych", "study01")
     with pytest.raises(CorrectionsError, match="cannot read"):
         read_corrections(tmp_path / "missing.csv")
     (tmp_path / "empty.csv").write_text("")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gears.unsorted_mover.corrections import Correction, Target
+from fwmapping import Routing
+
+from gears.unsorted_mover.corrections import Correction
 from gears.unsorted_mover.plan import (
     FAILED,
     PLANNED,
@@ -100,7 +102,7 @@ def test_group_only_already_there_is_skipped() -> None:
 def test_never_moved_out_of_a_real_project_by_routing() -> None:
     place = Place("psych", "study01", "s01", "My Study")
     status, _, reason = one("fw://psych", place)
-    assert status == SKIPPED and "not in an Unsorted project" in reason
+    assert status == SKIPPED and "not in the unknown group or an Unsorted project" in reason
 
 
 def test_never_moved_back_to_unknown() -> None:
@@ -110,7 +112,7 @@ def test_never_moved_back_to_unknown() -> None:
 
 
 def test_correction_wins_over_routing() -> None:
-    rows = [Correction(2, Target("psych", "study01", "s07"), session_id="s1")]
+    rows = [Correction(2, Routing("psych", "study01", "s07"), session_id="s1")]
     [decision] = plan([record("fw://psych")], rows, SITE)
     assert decision.status == PLANNED
     assert decision.to == Place("psych", "study01", "s07", "My Study")
@@ -118,15 +120,15 @@ def test_correction_wins_over_routing() -> None:
 
 
 def test_correction_by_study_uid() -> None:
-    rows = [Correction(2, Target("psych", "study01"), study_uid="1.2.s2")]
+    rows = [Correction(2, Routing("psych", "study01"), study_uid="1.2.s2")]
     decisions = plan([record(None, sid="s1"), record(None, sid="s2")], rows, SITE)
     assert [(d.record.id, d.status) for d in decisions] == [("s1", SKIPPED), ("s2", PLANNED)]
 
 
 def test_correction_to_missing_group_fails_and_nothing_moves() -> None:
     rows = [
-        Correction(2, Target("nosuch", "p"), session_id="s1"),
-        Correction(3, Target("psych", "study01"), session_id="s2"),
+        Correction(2, Routing("nosuch", "p"), session_id="s1"),
+        Correction(3, Routing("psych", "study01"), session_id="s2"),
     ]
     records = [record(None, sid="s1"), record(None, sid="s2"), record("fw://psych", sid="s3")]
     decisions = {d.record.id: d for d in plan(records, rows, SITE)}
@@ -142,14 +144,14 @@ def test_correction_to_missing_group_fails_and_nothing_moves() -> None:
 
 
 def test_correction_to_missing_project_fails() -> None:
-    rows = [Correction(2, Target("neuro", "p1"), session_id="s1")]
+    rows = [Correction(2, Routing("neuro", "p1"), session_id="s1")]
     [decision] = plan([record(None)], rows, SITE)
     assert decision.status == FAILED
     assert "project 'neuro/p1' does not exist" in decision.reason
 
 
 def test_correction_matching_nothing_fails() -> None:
-    rows = [Correction(4, Target("psych", "study01"), session_id="zzz")]
+    rows = [Correction(4, Routing("psych", "study01"), session_id="zzz")]
     decisions = plan([record(None)], rows, SITE)
     assert [(d.record.id, d.status, d.reason) for d in decisions] == [
         ("zzz", FAILED, "correction row 4: no session zzz found"),
@@ -159,19 +161,19 @@ def test_correction_matching_nothing_fails() -> None:
 
 def test_ambiguous_rows() -> None:
     rows = [
-        Correction(2, Target("psych", "study01"), session_id="s1"),
-        Correction(3, Target("psych", "Unsorted"), session_id="s1"),
+        Correction(2, Routing("psych", "study01"), session_id="s1"),
+        Correction(3, Routing("psych", "Unsorted"), session_id="s1"),
     ]
     [decision] = plan([record(None)], rows, SITE)
     assert decision.status == FAILED
     assert decision.reason == "correction rows 2, 3: ambiguous: different targets for one session"
     # the same target twice is fine
-    rows[1] = Correction(3, Target("psych", "study01"), session_id="s1")
+    rows[1] = Correction(3, Routing("psych", "study01"), session_id="s1")
     assert plan([record(None)], rows, SITE)[0].status == PLANNED
 
 
 def test_ambiguous_study_uid() -> None:
-    rows = [Correction(2, Target("psych", "study01"), study_uid="1.2.3")]
+    rows = [Correction(2, Routing("psych", "study01"), study_uid="1.2.3")]
     records = [record(None, sid="a", uid="1.2.3"), record(None, sid="b", uid="1.2.3")]
     decisions = plan(records, rows, SITE)
     assert [d.status for d in decisions] == [FAILED, FAILED]
@@ -179,7 +181,7 @@ def test_ambiguous_study_uid() -> None:
 
 
 def test_id_and_uid_disagree() -> None:
-    rows = [Correction(2, Target("psych", "study01"), session_id="s1", study_uid="9.9")]
+    rows = [Correction(2, Routing("psych", "study01"), session_id="s1", study_uid="9.9")]
     [decision] = plan([record(None)], rows, SITE)
     assert decision.status == FAILED and "ambiguous" in decision.reason
 
@@ -187,7 +189,7 @@ def test_id_and_uid_disagree() -> None:
 def test_out_of_scope_session_already_moved_is_skipped() -> None:
     """Re-running with the same corrections after the move changes nothing."""
     moved = Place("psych", "study01", "s07", "My Study")
-    rows = [Correction(2, Target("psych", "study01", "s07"), session_id="s1")]
+    rows = [Correction(2, Routing("psych", "study01", "s07"), session_id="s1")]
     [decision] = plan([record(None, place=moved, in_scope=False)], rows, SITE)
     assert decision.status == SKIPPED
     assert decision.reason == "correction row 2; already in place"
@@ -195,7 +197,7 @@ def test_out_of_scope_session_already_moved_is_skipped() -> None:
 
 def test_out_of_scope_session_elsewhere_fails() -> None:
     elsewhere = Place("psych", "Unsorted", "x", "y")
-    rows = [Correction(2, Target("psych", "study01"), session_id="s1")]
+    rows = [Correction(2, Routing("psych", "study01"), session_id="s1")]
     [decision] = plan([record(None, place=elsewhere, in_scope=False)], rows, SITE)
     assert decision.status == FAILED and "not under the container" in decision.reason
 
