@@ -151,7 +151,11 @@ def test_gears_default_to_the_settings_the_agent_recorded(
     fw.replace_session_info(sessions["header_only"].id, {"fwagent": {"settings": SETTINGS}})
     fw.add_group({"_id": "neuro", "label": "Neuro"})
     fw.add_project({"group": "neuro", "label": "mri"})
+    capfd.readouterr()
     code, rows = run_gear(tmp_path, fwlite, "unsorted-mover", ("project", unknown), {})
+    assert "routing field PatientComments (recorded by the agent) for 2 session(s)" in (
+        capfd.readouterr().out
+    )
     reasons = {row["Session ID"]: (row["Status"], row["Reason"]) for row in rows}
     assert code == 0
     assert reasons[sessions["later"].id] == (
