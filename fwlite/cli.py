@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
+
+from fwlite.tickets import LIFETIME
+
+
+def seconds(text: str) -> float:
+    """A finite, non-negative number of seconds (argparse type)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("FWLITE_API_KEY", "fwlite-key"),
         help="the one key accepted (default $FWLITE_API_KEY or 'fwlite-key')",
     )
+    serve.add_argument(
+        "--ticket-lifetime",
+        type=seconds,
+        default=LIFETIME,
+        metavar="SECONDS",
+        help=f"how long a download ticket stays valid (default {LIFETIME:g})",
+    )
     tree = sub.add_parser("tree", help="print group > project > subject > session > acquisition")
     tree.add_argument("--data", type=Path, metavar="DIR", help="read DIR directly")
     tree.add_argument("--url", help="or ask a running site, e.g. http://127.0.0.1:8088")
@@ -34,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from fwlite.server import create_app
 
-    app = create_app(args.data, args.api_key)
+    app = create_app(args.data, args.api_key, args.ticket_lifetime)
     print(f"fwlite serving {args.data} on http://{args.host}:{args.port}/api", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

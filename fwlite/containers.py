@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fwlite.store import PARENT_TYPE, TYPES, Store, StoreError
+from fwlite.store import TYPES, Store, StoreError
 
 GROUP_ID = re.compile(r"^[0-9a-z][0-9a-z.@_-]{0,62}[0-9a-z]$")
 # Fields a client may never set directly (hierarchy is changed through moves only).
@@ -72,16 +72,6 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in RESERVED}
 
 
-def check_body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise StoreError(400, "request body must be a JSON object")
-    if "info" in body and not isinstance(body["info"], dict):
-        raise StoreError(400, "'info' must be an object")
-    if "tags" in body and not isinstance(body["tags"], list):
-        raise StoreError(400, "'tags' must be a list")
-    return body
-
-
 def subject_label(spec: dict[str, Any]) -> str | None:
     label = spec.get("label") or spec.get("code")
     return str(label) if label not in (None, "") else None
@@ -109,8 +99,10 @@ def find_or_create_subject(store: Store, project_id: str, spec: dict[str, Any]) 
 
 
 def add_container(store: Store, ctype: str, body: dict[str, Any]) -> str:
-    """POST /{type}s: create and return the new id (Core's InsertedId)."""
-    check_body(body)
+    """POST /{type}s: create and return the new id (Core's InsertedId).
+
+    ``body`` was checked by fwlite.models.ContainerBody (an object; info/tags typed).
+    """
     with store.lock:
         if ctype == "group":
             gid = body.get("_id") or body.get("id")
@@ -174,7 +166,6 @@ def _session_subject(store: Store, body: dict[str, Any]) -> str:
 
 def update_container(store: Store, ctype: str | None, cid: str, body: dict[str, Any]) -> None:
     """PUT /{type}s/{id}: set fields; moves by group=/project=/subject=/session=."""
-    check_body(body)
     with store.lock:
         doc = store.require(cid, ctype)
         ctype = doc["container_type"]
@@ -227,28 +218,3 @@ def _move_session(store: Store, doc: dict[str, Any], project: Any, subject: Any)
     else:
         raise StoreError(400, "'subject' must be an id or an object")
     doc["_parent"] = find_or_create_subject(store, project_id, spec)
-
-
-def parent_type(ctype: str) -> str | None:
-    return PARENT_TYPE.get(ctype)
-
-
-def modify_info(doc_info: dict[str, Any], body: Any) -> dict[str, Any]:
-    """Core's info PATCH: {"set": {...}} | {"replace": {...}} | {"delete": [keys]}."""
-    if not isinstance(body, dict) or not ({"set", "replace", "delete"} & body.keys()):
-        raise StoreError(400, "info update needs 'set', 'replace' or 'delete'")
-    if "replace" in body:
-        if not isinstance(body["replace"], dict):
-            raise StoreError(400, "'replace' must be an object")
-        return dict(body["replace"])
-    info = dict(doc_info)
-    if "set" in body:
-        if not isinstance(body["set"], dict):
-            raise StoreError(400, "'set' must be an object")
-        info.update(body["set"])
-    if "delete" in body:
-        if not isinstance(body["delete"], list):
-            raise StoreError(400, "'delete' must be a list of keys")
-        for key in body["delete"]:
-            info.pop(key, None)
-    return info

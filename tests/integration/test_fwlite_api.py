@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +266,36 @@ def test_fault_injection_and_request_log(fw: Any, fwlite: FwliteServer, psych: A
     assert fw.get_group("psych").id == "psych"
     uploads = [r["status"] for r in fwlite.requests() if r["path"] == "/api/upload/uid"]
     assert uploads == [503, 503, 200]
+
+
+def test_malformed_bodies_and_parameters_answer_400_json(fwlite: FwliteServer) -> None:
+    def call(method: str, path: str, body: bytes | None) -> tuple[int, str]:
+        request = urllib.request.Request(fwlite.url + path, data=body, method=method)
+        request.add_header("Authorization", f"scitran-user {fwlite.key}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, ""
+        except urllib.error.HTTPError as refused:
+            answer = json.loads(refused.read())
+            assert answer["status_code"] == refused.code
+            return refused.code, answer["message"]
+
+    assert call("GET", "/api/sessions?limit=abc", None)[0] == 400
+    assert "'limit'" in call("GET", "/api/groups/unknown/projects?limit=x", None)[1]
+    assert call("GET", "/api/sessions?limit=&skip=", None) == (200, "")
+    assert call("POST", "/api/groups", b"{not json") == (400, "request body is not valid JSON")
+    assert call("POST", "/api/groups", b"[1]")[0] == 400
+    assert call("POST", "/api/groups", b'{"_id": "ab", "info": null}')[0] == 400
+    assert call("POST", "/api/groups", b'{"_id": "ab", "tags": "x"}')[0] == 400
+    status, message = call("PATCH", "/api/groups/unknown/info", b"{}")
+    assert status == 400 and "'set', 'replace' or 'delete'" in message
+    assert call("PATCH", "/api/groups/unknown/info", b'{"set": 3}')[0] == 400
+    assert call("POST", "/api/groups/unknown/tags", b'""')[0] == 400
+    assert call("PATCH", "/api/groups/unknown/tags", b'{"value": "t"}')[0] == 400
+    assert call("PUT", "/api/_fwlite/fault", b'{"status": "503"}')[0] == 400
+    assert call("POST", "/api/lookup", b'{"path": "psych"}')[0] == 400
+    assert call("POST", "/api/groups", b'{"_id": "ab"}') == (200, "")
+    assert call("POST", "/api/groups", b'{"_id": "ab"}')[0] == 409
+    assert call("GET", "/api/widgets", None)[0] == 404
+    assert all(r["status"] < 500 for r in fwlite.requests())

@@ -23,8 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 class FwliteServer:
     """``python -m fwlite serve`` in data_dir; .client() is a real flywheel.Client on it."""
 
-    def __init__(self, data_dir: Path, api_key: str = "test-key", port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        api_key: str = "test-key",
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.extra_args = extra_args
         self.key = api_key
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,7 +49,7 @@ class FwliteServer:
     def start(self, timeout: float = 20.0) -> FwliteServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "fwlite", "serve", "--data", str(self.data_dir)]
-        command += ["--port", str(self.port), "--api-key", self.key]
+        command += ["--port", str(self.port), "--api-key", self.key, *self.extra_args]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout

@@ -1,0 +1,1 @@
+"""Test-only administration of fwlite (not part of Flywheel's API)."""

@@ -1,0 +1,75 @@
+"""What one fwlite app keeps between requests: the store, the key, the log, a fault, tickets."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from fwlite.store import Store
+from fwlite.tickets import LIFETIME, Tickets
+
+FAULT_PATH = "/api/_fwlite/fault"
+
+
+class State:
+    """Per-app state; routes reach it through the ``AppState`` / ``StoreDep`` dependencies."""
+
+    def __init__(self, data_dir: Path, api_key: str, ticket_lifetime: float = LIFETIME) -> None:
+        self.store = Store(data_dir)
+        self.api_key = api_key
+        self.log_path = data_dir / "requests.jsonl"
+        self.fault: dict[str, Any] | None = None
+        self.tickets = Tickets(ticket_lifetime)
+
+    def refusal(self, request: Request) -> str | None:
+        """None when the request may go on, else why it is refused (401).
+
+        A non-empty ``ticket`` decides alone: it opens its one download, once, and nothing
+        else, whatever key comes with it. Everything else needs the API key.
+        """
+        ticket = request.query_params.get("ticket")
+        if ticket:
+            return self.tickets.redeem(ticket, request.method, request.url.path)
+        header = request.headers.get("authorization", "")
+        key = header.split(" ", 1)[1] if " " in header else header
+        if key and secrets.compare_digest(key.strip().encode(), self.api_key.encode()):
+            return None
+        return "invalid or missing API key"
+
+    def take_fault(self, path: str) -> int | None:
+        fault = self.fault
+        if fault is None or path == FAULT_PATH or not path.startswith(fault["path_prefix"]):
+            return None
+        if fault["count"] is not None:
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                self.fault = None
+        return int(fault["status"])
+
+    def record(self, request: Request, status: int) -> None:
+        line = {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "status": status,
+        }
+        with self.log_path.open("a") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+async def _state(request: Request) -> State:
+    state: State = request.app.state.fwlite
+    return state
+
+
+async def _store(request: Request) -> Store:
+    store: Store = request.app.state.fwlite.store
+    return store
+
+
+AppState = Annotated[State, Depends(_state)]
+StoreDep = Annotated[Store, Depends(_store)]
