@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ def _by_file_id(store: Store, file_id: str) -> tuple[dict[str, Any], dict[str, A
     if found is None:
         raise StoreError(404, f"file '{file_id}' not found")
     return store.require(found[0]), found[1]
+
+
+def _edit(
+    store: Store, ctype: str | None, cid: str, name: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Change one file's entry on its container, under the store lock."""
+    with store.lock:
+        store.require(cid, ctype)
+        entry = store.require_file(cid, name)
+        change(entry)
+        store.save_file(cid, entry)
+    return {"modified": 1}
 
 
 @by_id.get("/{file_id}")
@@ -84,12 +97,7 @@ async def file_info(ctype: CollType, cid: str, name: str, store: StoreDep) -> di
 async def modify_file_info(
     ctype: CollType, cid: str, name: str, update: InfoUpdate, store: StoreDep
 ) -> dict[str, Any]:
-    with store.lock:
-        store.require(cid, ctype)
-        entry = store.require_file(cid, name)
-        entry["info"] = update.apply(entry.get("info", {}))
-        store.save_file(cid, entry)
-    return {"modified": 1}
+    return _edit(store, ctype, cid, name, lambda e: e.update(info=update.apply(e.get("info", {}))))
 
 
 @of_container.get("/{name:path}")
@@ -121,12 +129,7 @@ async def download(
 async def modify_file(
     ctype: CollType, cid: str, name: str, update: FileUpdate, store: StoreDep
 ) -> dict[str, Any]:
-    with store.lock:
-        store.require(cid, ctype)
-        entry = store.require_file(cid, name)
-        entry.update(update.fields())
-        store.save_file(cid, entry)
-    return {"modified": 1}
+    return _edit(store, ctype, cid, name, lambda e: e.update(update.fields()))
 
 
 @of_container.delete("/{name:path}")

@@ -54,7 +54,8 @@ def site(fw: Any, tmp_path: Path) -> dict[str, Any]:
     acquisition = (
         project.add_subject(label="s01").add_session(label="ses1").add_acquisition(label="T1")
     )
-    for name, data in (("a.dcm", b"file a"), ("b.dcm", b"secret b")):
+    files = (("a.dcm", b"file a"), ("b.dcm", b"secret b"), ("scan 1 é+&.dcm", b"odd name"))
+    for name, data in files:
         (tmp_path / name).write_bytes(data)
         acquisition.upload_file(str(tmp_path / name))
     return {"project": project, "acquisition": acquisition}
@@ -69,6 +70,9 @@ def test_a_ticket_downloads_its_file_once(fwlite: FwliteServer, site: dict[str, 
 
     entry = acquisition.reload().get_file("b.dcm")  # FileEntry.url(), as a gear would
     assert fetch(entry.url()) == (200, b"secret b")
+    odd = acquisition.get_file_download_url("scan 1 é+&.dcm")
+    assert fetch(odd) == (200, b"odd name")
+    assert fetch(odd)[0] == 401
 
 
 def test_a_ticket_opens_no_other_route(fw: Any, fwlite: FwliteServer, site: dict[str, Any]) -> None:
@@ -115,6 +119,7 @@ def test_a_ticket_opens_no_other_route(fw: Any, fwlite: FwliteServer, site: dict
     assert [(f.name, f.type) for f in fw.get_acquisition(acquisition.id).files] == [
         ("a.dcm", "dicom"),
         ("b.dcm", "dicom"),
+        ("scan 1 é+&.dcm", "dicom"),
     ]
     assert fw.download_file_from_acquisition_as_data(acquisition.id, "a.dcm") == b"file a"
 
