@@ -1,155 +1,435 @@
-"""agent.yaml -> typed configuration (DESIGN.md section 3).
+"""agent.yaml -> typed configuration (DESIGN.md sections 3 and 5), as pydantic models.
 
 Every key may be overridden by an environment variable ``FWAGENT_<SECTION>_<KEY>``
 (nested sections joined by ``_``), e.g. ``FWAGENT_FLYWHEEL_API_KEY``, ``FWAGENT_PUSH_PORT``,
 ``FWAGENT_PUSH_TLS_ENABLED``, ``FWAGENT_SPOOL_DIR``. Lists in the environment are
-comma-separated. Bad values raise :class:`ConfigError` with a one-line message naming the key.
+comma-separated. A ``FWAGENT_`` variable that names no key, an unknown yaml key and a bad
+value all raise :class:`ConfigError` with a one-line message naming the key.
+
+The mapping settings (routing, timezone, policy, sent_tag) are checked by fwmapping's own
+types only; their errors are reported here under the yaml key.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
+import math
 import os
-import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from fwmapping import MappingConfig, Policy, SentTag
+from fwmapping import MappingConfig, Policy, SentTag, SettingError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 ENV_PREFIX = "FWAGENT_"
+# FWAGENT_ variables that are not agent.yaml keys
+ENV_NOT_KEYS = frozenset({"FWAGENT_CONFIG", "FWAGENT_DEBUG"})
+MAX_SECONDS = 10 * 365 * 86400  # longer waits overflow the clock and mean a typo
+MAX_DAYS = 100 * 365
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STATE_URL_SCHEMES = ("postgresql", "postgres")
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
 
 
-@dataclass(frozen=True)
-class FlywheelConfig:
-    api_key: str = ""
+# --- value types: what a yaml value or an environment string may be ---------------------
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip(), 0)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool | dict | list):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _at_least(low: int, high: int | None = None) -> Any:
+    def check(value: Any) -> int:
+        number = _int(value)
+        if number < low or (high is not None and number > high):
+            span = f"{low}-{high}" if high is not None else f">= {low}"
+            raise ValueError(f"must be an integer {span}, got {number}")
+        return number
+
+    return PlainValidator(check)
+
+
+def _seconds(positive: bool) -> Any:
+    def check(value: Any) -> float:
+        number = _number(value)
+        if number < 0 or (positive and number == 0):
+            raise ValueError(f"must be {'positive' if positive else '>= 0'}, got {number:g}")
+        if number > MAX_SECONDS:
+            raise ValueError(f"must be at most {MAX_SECONDS} seconds (10 years), got {number:g}")
+        return number
+
+    return PlainValidator(check)
+
+
+def _size(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {number:g}")
+    return number
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple):
+        return tuple(_str(item) for item in value)
+    raise ValueError(f"expected a list, got {value!r}")
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str | Path) or str(value) == "":
+        raise ValueError(f"expected a path, got {value!r}")
+    return Path(os.path.expanduser(str(value)))
+
+
+def _ae_title(value: Any) -> str:
+    title = _str(value)
+    if not title.strip() or len(title) > 16 or "\\" in title:
+        raise ValueError(f"must be 1-16 characters without backslash, got {title!r}")
+    return title
+
+
+def _optional_str(value: Any) -> str | None:
+    text = _str(value)
+    return text if text.strip() else None
+
+
+def _host(value: Any) -> str:
+    text = _str(value).strip()
+    if not text:
+        raise ValueError("must name a host (name or IP address)")
+    return text
+
+
+Str = Annotated[str, PlainValidator(_str)]
+Bool = Annotated[bool, PlainValidator(_bool)]
+Port = Annotated[int, _at_least(1, 65535)]
+Count = Annotated[int, _at_least(1)]
+Days = Annotated[int, _at_least(0, MAX_DAYS)]
+Seconds = Annotated[float, _seconds(positive=False)]
+PositiveSeconds = Annotated[float, _seconds(positive=True)]
+Megabytes = Annotated[float, PlainValidator(_size)]
+Names = Annotated[tuple[str, ...], PlainValidator(_names)]
+AePath = Annotated[Path, PlainValidator(_path)]
+AeTitle = Annotated[str, PlainValidator(_ae_title)]
+Host = Annotated[str, PlainValidator(_host)]
+OptionalStr = Annotated[str | None, PlainValidator(_optional_str)]
+GroupNumber = Annotated[int, PlainValidator(_int)]
+
+
+class Section(BaseModel):
+    """A mapping in agent.yaml: unknown keys refused, read-only once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sections ----------------------------------------------------------------------------
+
+
+class FlywheelConfig(Section):
+    api_key: Str = ""
     # how long one series may keep retrying before it is parked as "failed" (it is retried
     # again on the next sweep; nothing is ever dropped)
-    retry_max_seconds: float = 300.0
-    retry_max_interval: float = 30.0  # cap of one backoff wait
-    failed_retry_seconds: float = 60.0  # a parked "failed" series is tried again after this
+    retry_max_seconds: Seconds = 300.0
+    retry_max_interval: PositiveSeconds = 30.0  # cap of one backoff wait
+    failed_retry_seconds: Seconds = 60.0  # a parked "failed" series is tried again after this
 
 
-@dataclass(frozen=True)
-class RoutingConfig:
-    field: str = "PatientID"
-    session_label_key: str = "StudyDescription"
+class RoutingConfig(Section):
+    field: Str = "PatientID"
+    session_label_key: Str = "StudyDescription"
 
 
-@dataclass(frozen=True)
-class PolicyConfig:
-    mode: str = "opt-out"
-    field: str | None = None
-    strings: tuple[str, ...] = ("NOFW",)
+class PolicyConfig(Section):
+    mode: Str = "opt-out"
+    field: OptionalStr = None
+    strings: Names = ("NOFW",)
 
 
-@dataclass(frozen=True)
-class TlsConfig:
-    enabled: bool = False
-    cert: str = ""
-    key: str = ""
-    ca: str = ""
-    require_client_cert: bool = True
+class TlsConfig(Section):
+    enabled: Bool = False
+    cert: Str = ""
+    key: Str = ""
+    ca: Str = ""
+    require_client_cert: Bool = True
 
 
-@dataclass(frozen=True)
-class PushConfig:
-    enabled: bool = True
-    ae_title: str = "FWAGENT"
-    host: str = "127.0.0.1"
-    port: int = 11112
-    allowed_calling_aets: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    series_quiet_seconds: float = 10.0
-    tls: TlsConfig = field(default_factory=TlsConfig)
+class PushConfig(Section):
+    enabled: Bool = True
+    ae_title: AeTitle = "FWAGENT"
+    host: Str = "127.0.0.1"
+    port: Port = 11112
+    allowed_calling_aets: Names = ()
+    allowed_hosts: Names = ()
+    series_quiet_seconds: Seconds = 10.0
+    max_associations_per_host: Count = 10
+    tls: TlsConfig = TlsConfig()
 
 
-@dataclass(frozen=True)
-class PeerConfig:
-    ae_title: str = "PACS"
-    host: str = "127.0.0.1"
-    port: int = 4242
+class PeerConfig(Section):
+    ae_title: AeTitle = "PACS"
+    host: Host = "127.0.0.1"
+    port: Port = 4242
 
 
-@dataclass(frozen=True)
-class PullConfig:
-    enabled: bool = False
-    peer: PeerConfig = field(default_factory=PeerConfig)
-    ae_title: str = "FWAGENT"
-    port: int = 11113
-    method: str = "c-move"
-    interval_seconds: float = 60.0
-    tls: TlsConfig = field(default_factory=TlsConfig)
+class PullConfig(Section):
+    enabled: Bool = False
+    peer: PeerConfig = PeerConfig()
+    ae_title: AeTitle = "FWAGENT"
+    port: Port = 11113
+    method: Str = "c-move"
+    interval_seconds: PositiveSeconds = 60.0
+    tls: TlsConfig = TlsConfig()
     # C-FIND only studies whose StudyDate is within this many days (0 = no bound)
-    lookback_days: int = 7
+    lookback_days: Days = 7
     # first start: treat everything already on the peer as done (no back-fill)
-    mark_existing_done: bool = False
+    mark_existing_done: Bool = False
     # failed retrievals back off exponentially; after max_failures the series is
     # "abandoned" and shown with its reason in `fwagent status` (new images retry it)
-    max_failures: int = 5
-    retry_backoff_seconds: float = 60.0
-    retry_backoff_max_seconds: float = 3600.0
+    max_failures: Count = 5
+    retry_backoff_seconds: Seconds = 60.0
+    retry_backoff_max_seconds: Seconds = 3600.0
     # series not seen by a poll for this long are forgotten (abandoned ones are kept)
-    forget_after_seconds: float = 604800.0
-    retrieve_timeout_seconds: float = 600.0
-    dimse_timeout_seconds: float = 30.0
+    forget_after_seconds: Seconds = 604800.0
+    retrieve_timeout_seconds: PositiveSeconds = 600.0
+    dimse_timeout_seconds: PositiveSeconds = 30.0
 
 
-@dataclass(frozen=True)
-class SentTagConfig:
+class SentTagConfig(Section):
     """The dicom-send gear's private tag; files carrying it are not re-ingested."""
 
-    group: int = 0x0021
-    creator: str = "Flywheel"
-    value: str = "DICOM send"
+    group: GroupNumber = 0x0021
+    creator: Str = "Flywheel"
+    value: Str = "DICOM send"
 
 
-@dataclass(frozen=True)
-class MetricsConfig:
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 9108
+class BasicAuthConfig(Section):
+    """HTTP basic auth for the metrics listener: both set, or neither (off)."""
+
+    user: Str = ""
+    password_file: Str = ""
 
 
-@dataclass(frozen=True)
-class AgentConfig:
-    flywheel: FlywheelConfig = field(default_factory=FlywheelConfig)
-    spool_dir: Path = Path("/var/lib/fwagent")
+class MetricsConfig(Section):
+    enabled: Bool = False
+    host: Str = "127.0.0.1"
+    port: Port = 9108
+    basic_auth: BasicAuthConfig = BasicAuthConfig()
+
+
+class DeidConfig(Section):
+    profile: Str = ""  # a Flywheel de-id profile (YAML); "" = off
+
+
+class QrPeerConfig(Section):
+    """A peer the Q/R service knows: C-MOVE destinations must be one of these."""
+
+    ae_title: AeTitle
+    host: Host
+    port: Port
+    find: Bool = True
+    move: Bool = True
+    get: Bool = True
+
+
+class QrConfig(Section):
+    enabled: Bool = False
+    ae_title: AeTitle = "FWQR"
+    host: Str = "127.0.0.1"
+    port: Port = 11114
+    tls: TlsConfig = TlsConfig()
+    max_results: Count = 1000
+    peers: tuple[QrPeerConfig, ...] = ()
+
+
+class AgentConfig(Section):
+    flywheel: FlywheelConfig = FlywheelConfig()
+    spool_dir: AePath = Path("/var/lib/fwagent")
     # below this much free space in spool_dir the receiver answers Out of Resources (0xA700)
-    spool_min_free_mb: float = 500.0
-    timezone: str = "UTC"
-    routing: RoutingConfig = field(default_factory=RoutingConfig)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    push: PushConfig = field(default_factory=PushConfig)
-    pull: PullConfig = field(default_factory=PullConfig)
-    sent_tag: SentTagConfig = field(default_factory=SentTagConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    log_level: str = "INFO"
+    spool_min_free_mb: Megabytes = 500.0
+    # "" = SQLite under spool_dir; postgresql://... = state shared by replicas
+    state_url: Str = ""
+    timezone: Str = "UTC"
+    routing: RoutingConfig = RoutingConfig()
+    policy: PolicyConfig = PolicyConfig()
+    push: PushConfig = PushConfig()
+    pull: PullConfig = PullConfig()
+    sent_tag: SentTagConfig = SentTagConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    deid: DeidConfig = DeidConfig()
+    qr: QrConfig = QrConfig()
+    log_level: Str = "INFO"
+
+    _mapping: MappingConfig = PrivateAttr(default_factory=MappingConfig)
 
     @property
     def state_path(self) -> Path:
         return self.spool_dir / "state.sqlite"
 
     def mapping_config(self) -> MappingConfig:
-        """The fwmapping.MappingConfig these settings describe."""
-        return MappingConfig(
-            routing_field=self.routing.field,
-            session_label_key=self.routing.session_label_key,
-            timezone=self.timezone,
-            policy=Policy(
-                mode=self.policy.mode, field=self.policy.field, strings=self.policy.strings
-            ),
-            sent_tag=SentTag(
-                group=self.sent_tag.group, creator=self.sent_tag.creator, value=self.sent_tag.value
-            ),
+        """The fwmapping.MappingConfig these settings describe (built and checked once)."""
+        return self._mapping
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentConfig:
+        self._mapping = _build_mapping(self)
+        _check_sections(self)
+        return self
+
+
+# --- checks that span keys ---------------------------------------------------------------
+
+# fwmapping's MappingConfig settings -> the yaml key the user wrote
+_MAPPING_KEYS = {
+    "routing_field": "routing.field",
+    "session_label_key": "routing.session_label_key",
+    "timezone": "timezone",
+}
+
+
+def _build_mapping(config: AgentConfig) -> MappingConfig:
+    """fwmapping's own types from the yaml sections; their errors named by yaml key."""
+    try:
+        policy = Policy(
+            mode=config.policy.mode, field=config.policy.field, strings=config.policy.strings
         )
+    except SettingError as exc:
+        raise ConfigError(f"policy.{exc.setting}: {exc.reason}") from None
+    try:
+        tag = SentTag(
+            group=config.sent_tag.group,
+            creator=config.sent_tag.creator,
+            value=config.sent_tag.value,
+        )
+    except SettingError as exc:
+        raise ConfigError(f"sent_tag.{exc.setting}: {exc.reason}") from None
+    try:
+        return MappingConfig(
+            routing_field=config.routing.field,
+            session_label_key=config.routing.session_label_key,
+            timezone=config.timezone,
+            policy=policy,
+            sent_tag=tag,
+        )
+    except SettingError as exc:
+        raise ConfigError(f"{_MAPPING_KEYS[exc.setting]}: {exc.reason}") from None
+
+
+def _check_sections(config: AgentConfig) -> None:
+    if config.pull.method not in ("c-move", "c-get"):
+        raise ConfigError(f"pull.method: must be c-move or c-get, got {config.pull.method!r}")
+    if config.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+    if config.flywheel.api_key and not _looks_like_api_key(config.flywheel.api_key):
+        raise ConfigError(
+            "flywheel.api_key: must look like site.flywheel.io:KEY"
+            " (or host:port:__force_insecure:KEY)"
+        )
+    if config.state_url:
+        scheme = config.state_url.split("://", 1)[0] if "://" in config.state_url else ""
+        if scheme not in STATE_URL_SCHEMES:
+            raise ConfigError(
+                "state_url: must be empty (SQLite under spool_dir) or a postgresql:// URL"
+                f", got scheme {scheme or 'none'!r}"
+            )
+    for section, tls, server in (
+        ("push", config.push.tls, True),
+        ("pull", config.pull.tls, False),
+        ("qr", config.qr.tls, True),
+    ):
+        _check_tls(section, tls, server)
+    _check_file("deid.profile", config.deid.profile)
+    auth = config.metrics.basic_auth
+    if bool(auth.user) != bool(auth.password_file):
+        missing = "password_file" if auth.user else "user"
+        raise ConfigError(f"metrics.basic_auth.{missing}: required (set both or neither)")
+    _check_file("metrics.basic_auth.password_file", auth.password_file)
+    seen: set[str] = set()
+    for i, peer in enumerate(config.qr.peers):
+        if peer.ae_title in seen:
+            raise ConfigError(f"qr.peers[{i}].ae_title: {peer.ae_title!r} is listed twice")
+        seen.add(peer.ae_title)
+
+
+def _looks_like_api_key(key: str) -> bool:
+    """``host:KEY`` or ``host:port:__force_insecure:KEY`` (what flywheel.Client accepts)."""
+    site, _, secret = key.strip().rpartition(":")
+    return bool(site.split(":")[0] and secret)
+
+
+def _check_tls(section: str, tls: TlsConfig, server: bool) -> None:
+    if not tls.enabled:
+        return
+    for key in ("cert", "key"):
+        if not getattr(tls, key):
+            raise ConfigError(f"{section}.tls.{key}: required when tls.enabled is true")
+    if server and tls.require_client_cert and not tls.ca:
+        raise ConfigError(
+            f"{section}.tls.ca: required when tls.require_client_cert is true (mutual TLS)"
+        )
+    for key in ("cert", "key", "ca"):
+        _check_file(f"{section}.tls.{key}", getattr(tls, key))
+
+
+def _check_file(key: str, name: str) -> None:
+    if name and not Path(name).is_file():
+        raise ConfigError(f"{key}: {name} is not a readable file")
+
+
+# --- loading -----------------------------------------------------------------------------
 
 
 def load_config(
@@ -161,8 +441,9 @@ def load_config(
         path = Path(path)
         try:
             text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"cannot read config {path}: {reason}") from None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -172,11 +453,23 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         raw = loaded
-    env = os.environ if environ is None else environ
-    _apply_env(AgentConfig, raw, env, [])
-    config = _build(AgentConfig, raw, [])
-    _validate(config)
-    return config
+    applied = _apply_env(raw, os.environ if environ is None else environ)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        message = str(exc)
+        for key, name in applied.items():
+            if message.startswith(f"{key}:"):
+                message += f" (from {name})"
+        raise ConfigError(message) from None
+
+
+def config_from_dict(raw: dict[str, Any]) -> AgentConfig:
+    """Build a config from an in-memory mapping (no environment overrides)."""
+    try:
+        return AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -187,149 +480,94 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(f"{problem}{where}".split())
 
 
-def config_from_dict(raw: dict[str, Any]) -> AgentConfig:
-    """Build a config from an in-memory mapping (no environment overrides)."""
-    config = _build(AgentConfig, dict(raw), [])
-    _validate(config)
-    return config
+def _key(loc: tuple[Any, ...]) -> str:
+    """('qr', 'peers', 0, 'host') -> 'qr.peers[0].host'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _apply_env(cls: type, raw: dict[str, Any], env: Mapping[str, str], path: list[str]) -> None:
-    """Copy FWAGENT_<SECTION>_<KEY> values into the raw mapping (as strings, coerced later)."""
-    for name, hint in _hints(cls).items():
-        here = [*path, name]
-        if dataclasses.is_dataclass(hint):
-            sub = raw.get(name)
-            if sub is None:
-                sub = {}
-            if isinstance(sub, dict):
-                _apply_env(typing.cast(type, hint), sub, env, here)
-                if sub:
-                    raw[name] = sub
-            continue
-        key = ENV_PREFIX + "_".join(here).upper()
-        if key in env:
-            raw[name] = _EnvValue(env[key])
-
-
-class _EnvValue(str):
-    """A string that came from the environment (lists are comma-separated)."""
-
-
-def _build(cls: type, raw: Any, path: list[str]) -> Any:
-    where = ".".join(path) or "config"
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    hints = _hints(cls)
-    unknown = sorted(set(raw) - set(hints))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
-    values: dict[str, Any] = {}
-    for name, hint in hints.items():
-        if name not in raw:
-            continue
-        here = [*path, name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(typing.cast(type, hint), raw[name], here)
-        else:
-            values[name] = _coerce(hint, raw[name], ".".join(here))
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        empty = value is None or (isinstance(value, _EnvValue) and value.strip() == "")
-        if empty and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
-    if origin is tuple:
-        if isinstance(value, str):
-            items: list[Any] = [v.strip() for v in str(value).split(",") if v.strip()]
-        elif value is None:
-            items = []
-        elif isinstance(value, list | tuple):
-            items = list(value)
-        else:
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(args[0], item, where) for item in items)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        try:
-            return int(str(value).strip(), 0)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if hint is Path:
-        if not isinstance(value, str | Path) or str(value) == "":
-            raise ConfigError(f"{where}: expected a path, got {value!r}")
-        return Path(os.path.expanduser(str(value)))
-    if hint is str:
-        if value is None:
-            return ""
-        if isinstance(value, dict | list):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _validate(config: AgentConfig) -> None:
-    if config.policy.mode not in ("opt-out", "opt-in"):
-        raise ConfigError(f"policy.mode: must be opt-out or opt-in, got {config.policy.mode!r}")
-    if config.pull.method not in ("c-move", "c-get"):
-        raise ConfigError(f"pull.method: must be c-move or c-get, got {config.pull.method!r}")
-    for section, port in (("push", config.push.port), ("pull", config.pull.port)):
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{section}.port: {port} is not a TCP port")
-    if not 0 <= config.pull.peer.port <= 65535:
-        raise ConfigError(f"pull.peer.port: {config.pull.peer.port} is not a TCP port")
-    for section, title in (("push", config.push.ae_title), ("pull", config.pull.ae_title)):
-        if not title or len(title) > 16:
-            raise ConfigError(f"{section}.ae_title: must be 1-16 characters, got {title!r}")
-    if config.push.series_quiet_seconds < 0:
-        raise ConfigError("push.series_quiet_seconds: must not be negative")
-    if config.pull.interval_seconds <= 0:
-        raise ConfigError("pull.interval_seconds: must be positive")
-    for section, tls in (("push", config.push.tls), ("pull", config.pull.tls)):
-        if tls.enabled:
-            for key in ("cert", "key"):
-                if not getattr(tls, key):
-                    raise ConfigError(f"{section}.tls.{key}: required when tls.enabled is true")
-            if section == "push" and tls.require_client_cert and not tls.ca:
-                raise ConfigError(
-                    "push.tls.ca: required when tls.require_client_cert is true (mutual TLS)"
-                )
-            for key in ("cert", "key", "ca"):
-                name = getattr(tls, key)
-                if name and not Path(name).is_file():
-                    raise ConfigError(f"{section}.tls.{key}: {name} is not a readable file")
-    if not 0 <= config.sent_tag.group <= 0xFFFF or config.sent_tag.group % 2 == 0:
-        raise ConfigError(
-            f"sent_tag.group: must be an odd (private) group, got {config.sent_tag.group:#06x}"
+def _one_line(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``key: what is wrong``."""
+    errors = exc.errors()
+    first = errors[0]
+    kind, loc = first["type"], tuple(first["loc"])
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        unknown = sorted(
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent
         )
+        return f"{_key(parent) or 'config'}: unknown key(s) {', '.join(unknown)}"
+    where = _key(loc) or "config"
+    given = first.get("input")
+    if kind in ("model_type", "model_attributes_type", "dataclass_type"):
+        return f"{where}: expected a mapping, got {type(given).__name__}"
+    if kind in ("tuple_type", "list_type"):
+        return f"{where}: expected a list, got {given!r}"
+    if kind == "missing":
+        return f"{where}: required"
+    error = (first.get("ctx") or {}).get("error")
+    if isinstance(error, ConfigError):
+        return str(error)  # a check across keys: it names its own key
+    if error is not None:
+        return f"{where}: {error}"
+    return f"{where}: {first['msg']}"
+
+
+# --- environment overrides ---------------------------------------------------------------
+
+
+def _env_keys(
+    model: type[BaseModel], path: tuple[str, ...] = ()
+) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """FWAGENT_ name -> (key path, settable) for every key below ``model``; a list of
+    objects (qr.peers) is not settable from the environment."""
+    names: dict[str, tuple[tuple[str, ...], bool]] = {}
+    for name, info in model.model_fields.items():
+        here = (*path, name)
+        hint = info.annotation
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            names.update(_env_keys(hint, here))
+            continue
+        args = typing.get_args(hint)
+        objects = any(isinstance(a, type) and issubclass(a, BaseModel) for a in args)
+        names[ENV_PREFIX + "_".join(here).upper()] = (here, not objects)
+    return names
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Copy FWAGENT_<SECTION>_<KEY> values into the raw mapping (strings, coerced by the
+    models); a FWAGENT_ variable that names no key is refused. Returns {key: variable}."""
+    known = _env_keys(AgentConfig)
+    applied: dict[str, str] = {}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_KEYS:
+            continue
+        if name not in known:
+            inside = sorted(k for k in known if k.startswith(name + "_"))
+            if inside:
+                raise ConfigError(f"{name}: names a section, not a key (e.g. {inside[0]})")
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{name}: names no agent.yaml key{hint}")
+        here, settable = known[name]
+        if not settable:
+            raise ConfigError(
+                f"{name}: {'.'.join(here)} is a list of objects; set it in agent.yaml,"
+                " the environment cannot override it"
+            )
+        target = raw
+        for part in here[:-1]:
+            sub = target.get(part)
+            if sub is None:
+                sub = target[part] = {}
+            if not isinstance(sub, dict):
+                break  # the model reports "expected a mapping" for this section
+            target = sub
+        else:
+            target[here[-1]] = env[name]
+            applied[".".join(here)] = name
+    return applied

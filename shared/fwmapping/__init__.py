@@ -4,7 +4,7 @@ DICOM headers -> Flywheel metadata and placement, shared by the edge agent and e
 so that they can never disagree. See DESIGN.md section 2.
 """
 
-from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag
+from .config import OPT_IN, OPT_OUT, MappingConfig, Policy, SentTag, SettingError
 from .fields import (
     HEADER_FIELDS,
     dataset_from_header,
@@ -54,6 +54,7 @@ __all__ = [
     "Policy",
     "Routing",
     "SentTag",
+    "SettingError",
     "Site",
     "UnsafePathError",
     "acquisition_uid",

@@ -222,6 +222,7 @@ def test_unusable_tls_files_stop_the_agent_with_one_line(tmp_path: Path) -> None
     junk.write_text("not a certificate")
     config = tmp_path / "agent.yaml"
     config.write_text(
+        f"flywheel: {{api_key: '127.0.0.1:1:__force_insecure:KEY'}}\n"
         f"spool_dir: {tmp_path / 'spool'}\nspool_min_free_mb: 0\n"
         f"push: {{port: {peers.free_port()}, tls: {{enabled: true, cert: {junk}, "
         f"key: {junk}, ca: {junk}}}}}\n"

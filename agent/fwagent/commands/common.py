@@ -18,9 +18,17 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_or_exit(path: str | None) -> AgentConfig:
+def load_or_exit(path: str | None, need_api_key: bool = False) -> AgentConfig:
+    """The configuration, or exit 2 with one line naming the key. ``need_api_key``: the
+    command talks to Flywheel, so an empty ``flywheel.api_key`` is refused now rather than
+    failing every upload later."""
     try:
-        return load_config(path)
+        config = load_config(path)
+        if need_api_key and not config.flywheel.api_key.strip():
+            raise ConfigError(
+                "flywheel.api_key: required (set it in agent.yaml or FWAGENT_FLYWHEEL_API_KEY)"
+            )
     except ConfigError as exc:
         print(f"fwagent: bad configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    return config

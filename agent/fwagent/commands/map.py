@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from fwmapping import MappingConfig, NotDicomError, map_dataset, read_header
-from fwmapping.timestamps import zone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +67,14 @@ def map_paths(paths: list[str], config: MappingConfig) -> Iterator[dict[str, Any
 
 def main(args: argparse.Namespace) -> int:
     try:
-        zone(args.timezone)
-    except ValueError as exc:
+        config = MappingConfig(
+            routing_field=args.routing_field,
+            session_label_key=args.session_label_key,
+            timezone=args.timezone,
+        )
+    except ValueError as exc:  # fwmapping checks its own settings
         print(f"fwagent map: {exc}", file=sys.stderr)
         return 2
-    config = MappingConfig(
-        routing_field=args.routing_field,
-        session_label_key=args.session_label_key,
-        timezone=args.timezone,
-    )
     mapped = 0
     for metadata in map_paths(args.paths, config):
         print(json.dumps(metadata), flush=True)
