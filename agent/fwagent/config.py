@@ -24,6 +24,7 @@ import yaml
 from fwmapping import MappingConfig, Policy, SentTag, SettingError
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     PlainValidator,
     PrivateAttr,
@@ -162,7 +163,7 @@ Days = Annotated[int, _at_least(0, MAX_DAYS)]
 Seconds = Annotated[float, _seconds(positive=False)]
 PositiveSeconds = Annotated[float, _seconds(positive=True)]
 Megabytes = Annotated[float, PlainValidator(_size)]
-Names = Annotated[tuple[str, ...], PlainValidator(_names)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
 AePath = Annotated[Path, PlainValidator(_path)]
 AeTitle = Annotated[str, PlainValidator(_ae_title)]
 Host = Annotated[str, PlainValidator(_host)]

@@ -32,7 +32,7 @@ class SettingError(ValueError):
 
 
 def _check_keyword(owner: str, setting: str, value: object) -> None:
-    if not isinstance(value, str) or tag_for_keyword(value) is None:
+    if not isinstance(value, str) or not value or tag_for_keyword(value) is None:
         raise SettingError(
             owner,
             setting,

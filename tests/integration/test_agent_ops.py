@@ -217,6 +217,37 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None
     assert not (tmp_path / "spool").exists()
 
 
+KEY = "flywheel: {api_key: '127.0.0.1:1:__force_insecure:KEY'}\n"
+REFUSED_AT_START = {
+    "NaN duration": (KEY + "push: {series_quiet_seconds: .nan}", {}, "push.series_quiet_seconds: "),
+    "negative size": (KEY + "spool_min_free_mb: -1", {}, "spool_min_free_mb: must be >= 0"),
+    "huge wait": (KEY + "pull: {interval_seconds: 1e300}", {}, "pull.interval_seconds: must be at"),
+    "port 0": (KEY + "push: {port: 0}", {}, "push.port: must be an integer 1-65535, got 0"),
+    "unknown timezone": (KEY + "timezone: Mars/Base", {}, "timezone: unknown timezone 'Mars/Base'"),
+    "not private": (KEY + "sent_tag: {group: 0x0003}", {}, "sent_tag.group: must be an odd group"),
+    "empty api_key": ("push: {port: 11112}", {}, "flywheel.api_key: required"),
+    "empty api_key env": (KEY, {"FWAGENT_FLYWHEEL_API_KEY": ""}, "flywheel.api_key: required"),
+    "unknown env": (KEY, {"FWAGENT_PUSH_PROT": "104"}, "FWAGENT_PUSH_PROT: names no agent.yaml"),
+    "list env": (KEY, {"FWAGENT_QR_PEERS": "A"}, "FWAGENT_QR_PEERS: qr.peers is a list of objects"),
+    "unknown qr key": (KEY + "qr: {peer: []}", {}, "qr: unknown key(s) peer"),
+}
+
+
+def test_run_refuses_bad_values_at_start_with_one_line(tmp_path: Path) -> None:
+    """Values that used to be accepted and then failed forever (or raised OverflowError)
+    stop ``fwagent run`` before it binds or writes anything."""
+    for name, (text, env, expected) in REFUSED_AT_START.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.yaml"
+        path.write_text(f"spool_dir: {tmp_path / 'spool'}\n{text}\n")
+        result = fwagent("run", "--config", str(path), env={**user_env(), **env})
+        where = f"{name}: {result.stderr!r}"
+        assert result.returncode == 2, where
+        assert result.stdout == "", where
+        assert result.stderr.splitlines() == [result.stderr.strip()], where
+        assert result.stderr.startswith(f"fwagent: bad configuration: {expected}"), where
+    assert not (tmp_path / "spool").exists()
+
+
 def test_unusable_tls_files_stop_the_agent_with_one_line(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")

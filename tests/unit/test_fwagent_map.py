@@ -58,3 +58,8 @@ def test_no_dicom_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     bad_tz = run("--timezone", "Mars/Base", str(tmp_path))
     assert bad_tz.returncode == 2 and "unknown timezone" in bad_tz.stderr
+    bad_field = run("--routing-field", "PatientIdd", str(tmp_path))
+    assert bad_field.returncode == 2, bad_field.stderr
+    assert bad_field.stderr == (
+        "fwagent map: routing field must be a DICOM keyword like PatientID, not 'PatientIdd'\n"
+    )
