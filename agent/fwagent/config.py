@@ -13,20 +13,20 @@ types only; their errors are reported here under the yaml key.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from fwmapping import MappingConfig, Policy, SentTag, SettingError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    PlainValidator,
+    Field,
     PrivateAttr,
     ValidationError,
     model_validator,
@@ -45,130 +45,108 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
 
 
-# --- value types: what a yaml value or an environment string may be ---------------------
+# --- value types: pydantic parses and checks; these only keep what agent.yaml always took
+# (empty = default-like, comma lists and 0x numbers from the environment, ~ in paths)
 
 
-def _str(value: Any) -> str:
+def _text(value: Any) -> Any:
+    """None -> "" and scalars as written (``ae_title: 123``); mappings stay an error."""
     if value is None:
         return ""
-    if isinstance(value, dict | list | tuple):
-        raise ValueError(f"expected a string, got {value!r}")
-    return str(value)
+    return str(value) if isinstance(value, bool | int | float) else value
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true/false, got {value!r}")
+def _flag(value: Any) -> Any:
+    return value.strip() or "false" if isinstance(value, str) else value
 
 
-def _int(value: Any) -> int:
+def _integer(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip(), 0)
-    except ValueError:
-        raise ValueError(f"expected an integer, got {value!r}") from None
+    if isinstance(value, str):
+        try:
+            return int(value.strip(), 0)  # 0x0021 from the environment
+        except ValueError:
+            return value  # pydantic says it is not an integer
+    return value
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool | dict | list):
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"expected a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return number
+    return value
 
 
-def _at_least(low: int, high: int | None = None) -> Any:
-    def check(value: Any) -> int:
-        number = _int(value)
-        if number < low or (high is not None and number > high):
-            span = f"{low}-{high}" if high is not None else f">= {low}"
-            raise ValueError(f"must be an integer {span}, got {number}")
-        return number
-
-    return PlainValidator(check)
-
-
-def _seconds(positive: bool) -> Any:
-    def check(value: Any) -> float:
-        number = _number(value)
-        if number < 0 or (positive and number == 0):
-            raise ValueError(f"must be {'positive' if positive else '>= 0'}, got {number:g}")
-        if number > MAX_SECONDS:
-            raise ValueError(f"must be at most {MAX_SECONDS} seconds (10 years), got {number:g}")
-        return number
-
-    return PlainValidator(check)
-
-
-def _size(value: Any) -> float:
-    number = _number(value)
-    if number < 0:
-        raise ValueError(f"must be >= 0, got {number:g}")
-    return number
-
-
-def _names(value: Any) -> tuple[str, ...]:
+def _names(value: Any) -> Any:
     if value is None:
         return ()
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
     if isinstance(value, list | tuple):
-        return tuple(_str(item) for item in value)
-    raise ValueError(f"expected a list, got {value!r}")
+        return tuple(_text(item) for item in value)
+    return value
 
 
-def _path(value: Any) -> Path:
-    if not isinstance(value, str | Path) or str(value) == "":
+def _optional(value: Any) -> Any:
+    text = _text(value)
+    return None if isinstance(text, str) and not text.strip() else text
+
+
+def _path(value: Any) -> Any:
+    if value is None or value == "":
         raise ValueError(f"expected a path, got {value!r}")
-    return Path(os.path.expanduser(str(value)))
+    return Path(os.path.expanduser(value)) if isinstance(value, str) else value
 
 
-def _ae_title(value: Any) -> str:
-    title = _str(value)
+def _ae_title(title: str) -> str:
     if not title.strip() or len(title) > 16 or "\\" in title:
         raise ValueError(f"must be 1-16 characters without backslash, got {title!r}")
     return title
 
 
-def _optional_str(value: Any) -> str | None:
-    text = _str(value)
-    return text if text.strip() else None
-
-
-def _host(value: Any) -> str:
-    text = _str(value).strip()
-    if not text:
+def _host(host: str) -> str:
+    if not host.strip():
         raise ValueError("must name a host (name or IP address)")
-    return text
+    return host.strip()
 
 
-Str = Annotated[str, PlainValidator(_str)]
-Bool = Annotated[bool, PlainValidator(_bool)]
-Port = Annotated[int, _at_least(1, 65535)]
-Count = Annotated[int, _at_least(1)]
-Days = Annotated[int, _at_least(0, MAX_DAYS)]
-Seconds = Annotated[float, _seconds(positive=False)]
-PositiveSeconds = Annotated[float, _seconds(positive=True)]
-Megabytes = Annotated[float, PlainValidator(_size)]
+Str = Annotated[str, BeforeValidator(_text)]
+Bool = Annotated[bool, BeforeValidator(_flag)]
+Int = Annotated[int, BeforeValidator(_integer)]
+Float = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+Port = Annotated[Int, Field(ge=1, le=65535)]
+Count = Annotated[Int, Field(ge=1)]
+Days = Annotated[Int, Field(ge=0, le=MAX_DAYS)]
+Seconds = Annotated[Float, Field(ge=0, le=MAX_SECONDS)]
+PositiveSeconds = Annotated[Float, Field(gt=0, le=MAX_SECONDS)]
+Megabytes = Annotated[Float, Field(ge=0)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
-AePath = Annotated[Path, PlainValidator(_path)]
-AeTitle = Annotated[str, PlainValidator(_ae_title)]
-Host = Annotated[str, PlainValidator(_host)]
-OptionalStr = Annotated[str | None, PlainValidator(_optional_str)]
-GroupNumber = Annotated[int, PlainValidator(_int)]
+DirPath = Annotated[Path, BeforeValidator(_path)]
+AeTitle = Annotated[Str, AfterValidator(_ae_title)]
+Host = Annotated[Str, AfterValidator(_host)]
+OptionalStr = Annotated[str | None, BeforeValidator(_optional)]
+
+# pydantic's error types -> the one line a site reads ("{input}" is the value given)
+_PROBLEMS = {
+    "int_parsing": "expected an integer, got {input!r}",
+    "int_from_float": "expected an integer, got {input!r}",
+    "int_type": "expected an integer, got {input!r}",
+    "int_parsing_size": "expected an integer, got {input!r}",
+    "float_parsing": "expected a number, got {input!r}",
+    "float_type": "expected a number, got {input!r}",
+    "finite_number": "expected a finite number, got {input!r}",
+    "bool_parsing": "expected true/false, got {input!r}",
+    "bool_type": "expected true/false, got {input!r}",
+    "string_type": "expected a string, got {input!r}",
+    "path_type": "expected a path, got {input!r}",
+    "tuple_type": "expected a list, got {input!r}",
+    "list_type": "expected a list, got {input!r}",
+    "greater_than_equal": "must be >= {ge}, got {input}",
+    "greater_than": "must be > {gt}, got {input}",
+    "less_than_equal": "must be at most {le}, got {input}",
+    "literal_error": "must be {expected}, got {input!r}",
+    "missing": "required",
+}
 
 
 class Section(BaseModel):
@@ -231,7 +209,7 @@ class PullConfig(Section):
     peer: PeerConfig = PeerConfig()
     ae_title: AeTitle = "FWAGENT"
     port: Port = 11113
-    method: Str = "c-move"
+    method: Literal["c-move", "c-get"] = "c-move"
     interval_seconds: PositiveSeconds = 60.0
     tls: TlsConfig = TlsConfig()
     # C-FIND only studies whose StudyDate is within this many days (0 = no bound)
@@ -252,7 +230,7 @@ class PullConfig(Section):
 class SentTagConfig(Section):
     """The dicom-send gear's private tag; files carrying it are not re-ingested."""
 
-    group: GroupNumber = 0x0021
+    group: Int = 0x0021
     creator: Str = "Flywheel"
     value: Str = "DICOM send"
 
@@ -298,7 +276,7 @@ class QrConfig(Section):
 
 class AgentConfig(Section):
     flywheel: FlywheelConfig = FlywheelConfig()
-    spool_dir: AePath = Path("/var/lib/fwagent")
+    spool_dir: DirPath = Path("/var/lib/fwagent")
     # below this much free space in spool_dir the receiver answers Out of Resources (0xA700)
     spool_min_free_mb: Megabytes = 500.0
     # "" = SQLite under spool_dir; postgresql://... = state shared by replicas
@@ -370,8 +348,6 @@ def _build_mapping(config: AgentConfig) -> MappingConfig:
 
 
 def _check_sections(config: AgentConfig) -> None:
-    if config.pull.method not in ("c-move", "c-get"):
-        raise ConfigError(f"pull.method: must be c-move or c-get, got {config.pull.method!r}")
     if config.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
     if config.flywheel.api_key and not _looks_like_api_key(config.flywheel.api_key):
@@ -504,17 +480,15 @@ def _one_line(exc: ValidationError) -> str:
         return f"{_key(parent) or 'config'}: unknown key(s) {', '.join(unknown)}"
     where = _key(loc) or "config"
     given = first.get("input")
-    if kind in ("model_type", "model_attributes_type", "dataclass_type"):
+    if kind in ("model_type", "model_attributes_type"):
         return f"{where}: expected a mapping, got {type(given).__name__}"
-    if kind in ("tuple_type", "list_type"):
-        return f"{where}: expected a list, got {given!r}"
-    if kind == "missing":
-        return f"{where}: required"
     error = (first.get("ctx") or {}).get("error")
     if isinstance(error, ConfigError):
         return str(error)  # a check across keys: it names its own key
     if error is not None:
         return f"{where}: {error}"
+    if kind in _PROBLEMS:
+        return f"{where}: " + _PROBLEMS[kind].format(input=given, **(first.get("ctx") or {}))
     return f"{where}: {first['msg']}"
 
 

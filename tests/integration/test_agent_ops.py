@@ -222,7 +222,7 @@ REFUSED_AT_START = {
     "NaN duration": (KEY + "push: {series_quiet_seconds: .nan}", {}, "push.series_quiet_seconds: "),
     "negative size": (KEY + "spool_min_free_mb: -1", {}, "spool_min_free_mb: must be >= 0"),
     "huge wait": (KEY + "pull: {interval_seconds: 1e300}", {}, "pull.interval_seconds: must be at"),
-    "port 0": (KEY + "push: {port: 0}", {}, "push.port: must be an integer 1-65535, got 0"),
+    "port 0": (KEY + "push: {port: 0}", {}, "push.port: must be >= 1, got 0"),
     "unknown timezone": (KEY + "timezone: Mars/Base", {}, "timezone: unknown timezone 'Mars/Base'"),
     "not private": (KEY + "sent_tag: {group: 0x0003}", {}, "sent_tag.group: must be an odd group"),
     "empty api_key": ("push: {port: 11112}", {}, "flywheel.api_key: required"),
