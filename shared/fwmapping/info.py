@@ -16,7 +16,6 @@ from typing import Any, TypedDict
 
 from .config import OPT_OUT, MappingConfig, Policy
 from .routing import Routing, parse_target
-from .timestamps import zone
 
 AGENT = "fwagent"
 ROUTING = "routing"
@@ -157,8 +156,19 @@ def _from_record(recorded: Mapping[str, Any]) -> tuple[dict[str, str], Policy]:
         value = _text(recorded.get(key))
         if value is not None:
             values[key] = value
-    zone(values.get("timezone", "UTC"))
+    _mapping_config(values, policy)  # the record must make a valid configuration as a whole
     return values, policy
+
+
+def _mapping_config(values: Mapping[str, str], policy: Policy) -> MappingConfig:
+    """The settings in ``values`` (defaults for the others); fwmapping checks them."""
+    defaults = MappingConfig()
+    return MappingConfig(
+        routing_field=values.get("routing_field", defaults.routing_field),
+        session_label_key=values.get("session_label_key", defaults.session_label_key),
+        timezone=values.get("timezone", defaults.timezone),
+        policy=policy,
+    )
 
 
 def choose_settings(
@@ -182,14 +192,7 @@ def choose_settings(
         given = _text(gear_config.get(key))
         if given is not None:
             values[key], sources[key] = given, FROM_GEAR
-    defaults = MappingConfig()
-    config = MappingConfig(
-        routing_field=values.get("routing_field", defaults.routing_field),
-        session_label_key=values.get("session_label_key", defaults.session_label_key),
-        timezone=values.get("timezone", defaults.timezone),
-        policy=policy,
-    )
-    zone(config.timezone)
+    config = _mapping_config(values, policy)
     return ChosenSettings(config, {key: sources.get(key, FROM_DEFAULT) for key in GEAR_SETTINGS})
 
 

@@ -55,6 +55,8 @@ def test_without_a_record_the_defaults() -> None:
         {**RECORDED, "timezone": "Mars/Olympus"},
         {**RECORDED, "policy": {"mode": "sometimes"}},
         {**RECORDED, "policy": "opt-out"},
+        {**RECORDED, "routing_field": "PatientIdd"},  # not a keyword: fwmapping refuses it
+        {**RECORDED, "policy": {"mode": "opt-in", "strings": []}},  # would upload nothing
     ],
 )
 def test_an_unusable_record_is_ignored_as_a_whole(broken: dict) -> None:
@@ -66,6 +68,8 @@ def test_an_unusable_record_is_ignored_as_a_whole(broken: dict) -> None:
 def test_bad_gear_timezone_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown timezone 'Mars/Olympus'"):
         choose_settings({"timezone": "Mars/Olympus"}, RECORDED)
+    with pytest.raises(ValueError, match="routing field must be a DICOM keyword"):
+        choose_settings({"routing_field": "PatientIdd"}, RECORDED)
 
 
 @pytest.mark.parametrize(
