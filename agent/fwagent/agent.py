@@ -1,4 +1,5 @@
-"""The running agent: push Storage SCP + pipeline sweeper (+ pull, + metrics endpoint)."""
+"""The running agent: push Storage SCP + pipeline sweeper (+ pull, + metrics listener with
+the status page)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Agent:
         self.pipeline = Pipeline(config, self.state, self.spool, client_factory)
         self.push: StorageSCP | None = None
         self.pull: Any = None
+        self.web: Any = None
 
     def start(self) -> None:
         found = recover_spool(self.spool, self.state)
@@ -60,9 +62,17 @@ class Agent:
                 found,
             )
         config = self.config
+        peers = [config.pull.peer.ae_title] if config.pull.enabled else []
+        metrics.scanner.configure([*config.push.allowed_calling_aets, *peers])
         if config.metrics.enabled:
-            metrics.serve(config.metrics.host, config.metrics.port)
-            log.info("metrics on http://%s:%d/metrics", config.metrics.host, config.metrics.port)
+            from .web import StatusServer
+
+            self.web = StatusServer(config, self.state).start()
+            log.info(
+                "status page on http://%s:%d/ (metrics at /metrics, status.json)%s",
+                config.metrics.host, self.web.port,
+                " with basic auth" if config.metrics.basic_auth.user else "",
+            )  # fmt: skip
         if config.push.enabled:
             self.push = StorageSCP(
                 self.spool,
@@ -93,4 +103,7 @@ class Agent:
             self.pull.stop()
             self.pull = None
         self.pipeline.stop()
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         self.state.close()

@@ -1,10 +1,11 @@
 """Prometheus metrics (prometheus-client), served by ``fwagent run`` when ``metrics.enabled``
-(``metrics.host``/``metrics.port``, default 127.0.0.1:9108) at ``http://HOST:PORT/metrics``.
+(``metrics.host``/``metrics.port``, default 127.0.0.1:9108) at ``http://HOST:PORT/metrics``
+(next to the status page, see :mod:`fwagent.web`).
 
 Every name starts with ``fwagent_``; counters carry prometheus-client's ``_total`` suffix
 in the exposition. Counts are per agent process (they start at zero on each start):
 
-``fwagent_received_instances_total{source="push"|"pull"}``
+``fwagent_received_instances_total{source="push"|"pull", calling_ae=...}``
     instances stored in the spool and acknowledged (0x0000); a duplicate counts again
 ``fwagent_dropped_instances_total``
     instances acknowledged but dropped because they carry the dicom-send tag
@@ -14,35 +15,51 @@ in the exposition. Counts are per agent process (they start at zero on each star
     C-STOREs answered with an error status (0xA700 out of resources, 0xC000)
 ``fwagent_refused_associations_total{reason="host"|"tls"|"ae_title"}``
     connections refused
-``fwagent_uploaded_series_total{placement=...}``
+``fwagent_uploaded_series_total{placement=..., calling_ae=...}``
     series (acquisitions) uploaded and confirmed by Flywheel
 ``fwagent_uploaded_instances_total``
     instances in those uploads
-``fwagent_failed_uploads_total``
+``fwagent_failed_uploads_total{calling_ae=...}``
     series uploads given up for now (retries exhausted or a permanent error): the series
     is parked as ``failed`` with its reason and tried again later; backoff retries inside
     one attempt are not counted
-``fwagent_opted_out_series_total``
+``fwagent_opted_out_series_total{calling_ae=...}``
     series not uploaded because of the opt-in/opt-out policy
 ``fwagent_queue_depth``
     instances waiting in the spool (gauge; refreshed by every pipeline sweep, 0.2 s)
 ``fwagent_upload_seconds`` (histogram: ``_bucket``, ``_count``, ``_sum``)
     time to package and upload one series, observed once per uploaded series
+
+``calling_ae`` is the scanner: the calling AE title of the instance (received) or of the
+series' first instance (uploaded, failed, opted out); series pulled from a PACS carry the
+pull peer's AE title. To keep the number of time series bounded, AE titles listed in
+``push.allowed_calling_aets`` (and the pull peer) are always their own label, other AE
+titles only the first ``MAX_SCANNERS`` distinct ones seen by this process; the rest are
+counted as ``other``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import threading
+from collections.abc import Iterable
 
-RECEIVED = Counter("fwagent_received_instances", "Instances received and spooled", ["source"])
+from prometheus_client import Counter, Gauge, Histogram
+
+RECEIVED = Counter(
+    "fwagent_received_instances", "Instances received and spooled", ["source", "calling_ae"]
+)
 DROPPED = Counter("fwagent_dropped_instances", "Instances dropped: carry the dicom-send tag")
 QUARANTINED = Counter("fwagent_quarantined_instances", "Instances quarantined as unreadable")
 RECEIVE_ERRORS = Counter("fwagent_receive_errors", "C-STORE answered with an error status")
 REFUSED = Counter("fwagent_refused_associations", "Connections refused", ["reason"])
-UPLOADED = Counter("fwagent_uploaded_series", "Series uploaded to Flywheel", ["placement"])
+UPLOADED = Counter(
+    "fwagent_uploaded_series", "Series uploaded to Flywheel", ["placement", "calling_ae"]
+)
 UPLOADED_INSTANCES = Counter("fwagent_uploaded_instances", "Instances uploaded to Flywheel")
-FAILED = Counter("fwagent_failed_uploads", "Series uploads given up for now (parked as failed)")
-OPTED_OUT = Counter("fwagent_opted_out_series", "Series not uploaded by policy")
+FAILED = Counter(
+    "fwagent_failed_uploads", "Series uploads given up for now (parked as failed)", ["calling_ae"]
+)
+OPTED_OUT = Counter("fwagent_opted_out_series", "Series not uploaded by policy", ["calling_ae"])
 QUEUE_DEPTH = Gauge("fwagent_queue_depth", "Instances waiting in the spool")
 UPLOAD_LATENCY = Histogram(
     "fwagent_upload_seconds",
@@ -50,7 +67,50 @@ UPLOAD_LATENCY = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 
+MAX_SCANNERS = 100
+OTHER = "other"
+# placements a dashboard divides by: their series exist (at 0) once a scanner is known
+PLACEMENTS = ("routed", "unsorted", "unknown")
 
-def serve(host: str, port: int) -> None:
-    """Serve ``/metrics`` from a daemon thread."""
-    start_http_server(port, addr=host)
+
+class ScannerLabels:
+    """The bounded ``calling_ae`` label value for an AE title (thread-safe)."""
+
+    def __init__(self, limit: int = MAX_SCANNERS) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._allowed: frozenset[str] = frozenset()
+        self._seen: set[str] = set()
+        self._ready: set[str] = set()
+
+    def configure(self, allowed: Iterable[str]) -> None:
+        """AE titles that always get their own label (allowed callers, the pull peer)."""
+        with self._lock:
+            self._allowed = frozenset(a.strip() for a in allowed if a and a.strip())
+            self._seen.clear()
+        for title in sorted(self._allowed):
+            self(title)
+
+    def __call__(self, ae_title: str) -> str:
+        title = (ae_title or "").strip()
+        with self._lock:
+            if not title:
+                label = OTHER
+            elif title in self._allowed or title in self._seen:
+                label = title
+            elif len(self._seen) < self.limit:
+                self._seen.add(title)
+                label = title
+            else:
+                label = OTHER
+            fresh = label not in self._ready
+            self._ready.add(label)
+        if fresh:  # zero-valued series from the start, so increase()/rate() see the first one
+            FAILED.labels(calling_ae=label)
+            OPTED_OUT.labels(calling_ae=label)
+            for placement in PLACEMENTS:
+                UPLOADED.labels(placement=placement, calling_ae=label)
+        return label
+
+
+scanner = ScannerLabels()

@@ -45,6 +45,7 @@ from .state import (
     OPTED_OUT,
     UPLOADED,
     InstanceRow,
+    SeriesRow,
     State,
 )
 from .upload import resolve, upload_acquisition
@@ -196,7 +197,7 @@ class Pipeline:
             removed = self._finish(series_uid, OPTED_OUT, claimed_at, good, placement="opted_out")
             self._remove(removed)
             self.state.bump("opted_out_series")
-            metrics.OPTED_OUT.inc()
+            metrics.OPTED_OUT.labels(calling_ae=_scanner(previous)).inc()
             log.info("series %s: opted out by policy (%d instances deleted)", series_uid, len(good))
             return OPTED_OUT
 
@@ -228,7 +229,7 @@ class Pipeline:
         self._remove(removed)
         elapsed = time.monotonic() - started
         metrics.UPLOAD_LATENCY.observe(elapsed)
-        metrics.UPLOADED.labels(placement=placement).inc()
+        metrics.UPLOADED.labels(placement=placement, calling_ae=_scanner(previous)).inc()
         metrics.UPLOADED_INSTANCES.inc(len(good))
         log.info(
             "series %s: %d instances uploaded to %s (%s) in %.2fs",
@@ -345,7 +346,7 @@ class Pipeline:
             error=reason,
             retry_in=self.config.flywheel.failed_retry_seconds,
         )
-        metrics.FAILED.inc()
+        metrics.FAILED.labels(calling_ae=_scanner(self.state.series(series_uid))).inc()
 
     def _quarantine(self, inst: InstanceRow, reason: str) -> None:
         source = Path(inst.path)
@@ -361,6 +362,11 @@ class Pipeline:
     def _remove(self, paths: list[str]) -> None:
         for path in paths:
             Path(path).unlink(missing_ok=True)
+
+
+def _scanner(row: SeriesRow | None) -> str:
+    """The ``calling_ae`` metric label of a series (the AE of its first instance)."""
+    return metrics.scanner(row.calling_aet if row is not None else "")
 
 
 def _where(placed: dict[str, Any]) -> str:

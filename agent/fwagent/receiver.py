@@ -156,6 +156,14 @@ def _acquisition_uid(header: Dataset) -> str:
         return ""
 
 
+def _description(header: Dataset) -> str:
+    """SeriesDescription for the status page, '' if absent or undecodable."""
+    try:
+        return " ".join(str(header.get("SeriesDescription", "") or "").split())[:200]
+    except Exception:  # noqa: BLE001 - a display field never fails a C-STORE
+        return ""
+
+
 REACTOR_DELAY = 0.0002  # seconds; pynetdicom's default 1 ms idle sleeps cap a transfer
 
 
@@ -224,8 +232,12 @@ class StorageSCP:
         sent_tag: SentTag | None = None,
         source: str = "push",
         on_stored: Callable[[str, str], None] | None = None,
+        calling_ae: str = "",
     ) -> None:
         self.spool = spool
+        # the scanner recorded for each instance: the association's calling AE title, or
+        # this one (the pull side records its peer, also for C-GET where we are the caller)
+        self.calling_ae = calling_ae
         self.state = state
         self.min_free_bytes = min_free_bytes
         self.sent_tag = sent_tag or SentTag()
@@ -358,19 +370,21 @@ class StorageSCP:
             return SUCCESS
         dest = self.spool.instance_path(series_uid, sop_uid)
         os.replace(tmp, dest)
+        scanner = self.calling_ae or calling
         previous = self.state.record_instance(
             sop_uid,
             series_uid,
             study_uid,
             dest,
             len(raw),
-            calling_aet=calling,
+            calling_aet=scanner,
             source=self.source,
             acq_uid=acq_uid,
+            description=_description(header),
         )
         if previous:
             Path(previous).unlink(missing_ok=True)
-        metrics.RECEIVED.labels(source=self.source).inc()
+        metrics.RECEIVED.labels(source=self.source, calling_ae=metrics.scanner(scanner)).inc()
         if self.on_stored is not None:
             self.on_stored(series_uid, sop_uid)
         return SUCCESS

@@ -77,7 +77,36 @@ CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS activity (
+    hour        INTEGER NOT NULL,
+    calling_aet TEXT NOT NULL,
+    received    INTEGER NOT NULL DEFAULT 0,
+    uploaded    INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    opted_out   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, calling_aet)
+);
 """
+
+# Columns added to ``series`` after the first release: (name, declaration). A state.sqlite
+# written before them gets them by ALTER TABLE when opened.
+SERIES_COLUMNS_ADDED = (
+    ("received_count", "INTEGER NOT NULL DEFAULT 0"),  # instances acknowledged, duplicates too
+    ("description", "TEXT NOT NULL DEFAULT ''"),  # SeriesDescription of the first instance
+)
+
+# what `fwagent status` reports per scanner (DESIGN.md section 5)
+SCANNER_KEYS = (
+    "received_instances",
+    "uploaded_series",
+    "failed_series",
+    "opted_out_series",
+    "unknown",
+    "unsorted",
+    "routed",
+    "last_received",
+)
+ACTIVITY_KEEP_HOURS = 24 * 8  # hourly activity rows older than this are pruned
 
 
 @dataclass(frozen=True)
@@ -97,6 +126,8 @@ class SeriesRow:
     uploaded_count: int
     uploaded_at: float | None
     updated_at: float
+    received_count: int = 0
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +160,8 @@ class State:
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
         self._db.execute("PRAGMA synchronous=NORMAL")
+        _add_series_columns(self._db)
+        self._activity_pruned_hour = -1
 
     def close(self) -> None:
         with self._lock:
@@ -157,8 +190,12 @@ class State:
         source: str = "push",
         now: float | None = None,
         acq_uid: str = "",
+        description: str = "",
     ) -> str | None:
         """Record a received instance (a duplicate SOP uid replaces the earlier row).
+
+        The series keeps the calling AE title and SeriesDescription of its first instance
+        and counts every instance acknowledged for it; ``activity`` counts them per hour.
 
         Returns the previous path of that SOP instance if it was stored elsewhere (the
         caller removes it), else None.
@@ -172,23 +209,31 @@ class State:
                 (sop_uid, series_uid, str(path), size, now, acq_uid),
             )
             row = db.execute(
-                "SELECT state FROM series WHERE series_uid=?", (series_uid,)
+                "SELECT state, calling_aet FROM series WHERE series_uid=?", (series_uid,)
             ).fetchone()
             if row is None:
                 db.execute(
                     "INSERT INTO series(series_uid, study_uid, state, source, calling_aet,"
-                    " first_seen, last_received, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                    (series_uid, study_uid, RECEIVING, source, calling_aet, now, now, now),
-                )
+                    " first_seen, last_received, updated_at, received_count, description)"
+                    " VALUES (?,?,?,?,?,?,?,?,1,?)",
+                    (
+                        series_uid, study_uid, RECEIVING, source, calling_aet, now, now, now,
+                        description,
+                    ),
+                )  # fmt: skip
+                series_aet = calling_aet
             else:
                 # any new instance re-opens the series; an upload in flight is finished by
                 # the uploader, which sees the newer last_received and re-queues it
                 new_state = UPLOADING if row["state"] == UPLOADING else RECEIVING
                 db.execute(
                     "UPDATE series SET state=?, last_received=?, updated_at=?, attempts=0,"
-                    " next_attempt=0 WHERE series_uid=?",
-                    (new_state, now, now, series_uid),
+                    " next_attempt=0, received_count=received_count+1,"
+                    " description=COALESCE(NULLIF(description, ''), ?) WHERE series_uid=?",
+                    (new_state, now, now, description, series_uid),
                 )
+                series_aet = str(row["calling_aet"])
+            self._count_activity(db, now, series_aet, "received")
         if old is not None and old["path"] != str(path):
             return str(old["path"])
         return None
@@ -290,7 +335,8 @@ class State:
                 if cur.rowcount:
                     removed.append(inst.path)
             row = db.execute(
-                "SELECT last_received, attempts, uploaded_count FROM series WHERE series_uid=?",
+                "SELECT last_received, attempts, uploaded_count, calling_aet FROM series"
+                " WHERE series_uid=?",
                 (series_uid,),
             ).fetchone()
             if row is None:
@@ -320,7 +366,24 @@ class State:
                     series_uid,
                 ),
             )
+            if final in (UPLOADED, FAILED, OPTED_OUT):
+                self._count_activity(db, now, str(row["calling_aet"]), final)
         return final == state, removed
+
+    def _count_activity(self, db: sqlite3.Connection, now: float, aet: str, what: str) -> None:
+        """One more event of kind ``what`` (received / uploaded / failed / opted_out) for
+        this scanner in the hour of ``now``; rows older than ACTIVITY_KEEP_HOURS go."""
+        column = {UPLOADED: "uploaded", FAILED: "failed", OPTED_OUT: "opted_out"}.get(what, what)
+        assert column in ("received", "uploaded", "failed", "opted_out")
+        hour = int(now // 3600)
+        db.execute(
+            f"INSERT INTO activity(hour, calling_aet, {column}) VALUES (?, ?, 1)"
+            f" ON CONFLICT(hour, calling_aet) DO UPDATE SET {column} = {column} + 1",
+            (hour, aet),
+        )
+        if hour != self._activity_pruned_hour:
+            db.execute("DELETE FROM activity WHERE hour < ?", (hour - ACTIVITY_KEEP_HOURS,))
+            self._activity_pruned_hour = hour
 
     def recover(self) -> int:
         """After a restart: series left in ``uploading`` go back to ``complete``."""
@@ -384,6 +447,82 @@ class State:
             ).fetchall()
         return [dict(r) for r in rows]
 
+    # ---- per scanner (calling AE title of a series' first instance) -------------------
+
+    def scanner_counts(self, since: float | None = None) -> dict[str, dict[str, Any]]:
+        """Per calling AE: series by outcome and placement, instances received, last
+        received (epoch seconds). With ``since``: only what happened from then on (received
+        instances by whole hours from ``activity``; series by when they were uploaded,
+        failed or opted out)."""
+        cutoff = 0.0 if since is None else since
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT calling_aet,"
+                " SUM(state = ? AND COALESCE(uploaded_at, 0) >= ?) AS uploaded_series,"
+                " SUM(state IN (?, ?) AND updated_at >= ?) AS failed_series,"
+                " SUM(state = ? AND updated_at >= ?) AS opted_out_series,"
+                " SUM(placement = 'unknown' AND COALESCE(uploaded_at, 0) >= ?) AS unknown,"
+                " SUM(placement = 'unsorted' AND COALESCE(uploaded_at, 0) >= ?) AS unsorted,"
+                " SUM(placement IN ('routed', 'existing session followed')"
+                "     AND COALESCE(uploaded_at, 0) >= ?) AS routed,"
+                " SUM(received_count) AS received_instances,"
+                " MAX(last_received) AS last_received"
+                " FROM series GROUP BY calling_aet",
+                (
+                    UPLOADED, cutoff, FAILED, ABANDONED, cutoff, OPTED_OUT, cutoff,
+                    cutoff, cutoff, cutoff,
+                ),
+            ).fetchall()  # fmt: skip
+            received: dict[str, int] | None = None
+            if since is not None:
+                hour = int(since // 3600)
+                received = {
+                    r["calling_aet"]: int(r["n"])
+                    for r in self._db.execute(
+                        "SELECT calling_aet, SUM(received) AS n FROM activity WHERE hour >= ?"
+                        " GROUP BY calling_aet",
+                        (hour,),
+                    )
+                }
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            counts = {k: int(r[k] or 0) for k in SCANNER_KEYS if k != "last_received"}
+            last = float(r["last_received"] or 0)
+            if received is not None:
+                counts["received_instances"] = received.get(r["calling_aet"], 0)
+                if last < cutoff:
+                    last = 0.0
+                if not any(counts.values()) and not last:
+                    continue
+            out[str(r["calling_aet"])] = {**counts, "last_received": last or None}
+        return out
+
+    def recent_series(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` series by when they last received an instance."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT series_uid, calling_aet, source, state, placement, destination,"
+                " description, received_count, last_received, uploaded_at, last_error"
+                " FROM series ORDER BY last_received DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def activity(self, since: float) -> dict[int, dict[str, int]]:
+        """{hour (epoch seconds // 3600): {received, uploaded, failed, opted_out}} from
+        ``since``'s hour on, summed over scanners."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT hour, SUM(received) AS received, SUM(uploaded) AS uploaded,"
+                " SUM(failed) AS failed, SUM(opted_out) AS opted_out FROM activity"
+                " WHERE hour >= ? GROUP BY hour",
+                (int(since // 3600),),
+            ).fetchall()
+        return {
+            int(r["hour"]): {k: int(r[k]) for k in ("received", "uploaded", "failed", "opted_out")}
+            for r in rows
+        }
+
     def summary(self) -> dict[str, Any]:
         """What ``fwagent status`` prints."""
         return {
@@ -393,6 +532,15 @@ class State:
             "failures": self.failures(),
             "quarantine": self.quarantined(),
         }
+
+
+def _add_series_columns(db: sqlite3.Connection) -> None:
+    """Bring a state.sqlite written before SERIES_COLUMNS_ADDED up to date."""
+    have = {r["name"] for r in db.execute("PRAGMA table_info(series)").fetchall()}
+    for name, declaration in SERIES_COLUMNS_ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE series ADD COLUMN {name} {declaration}")
+    db.commit()
 
 
 def dumps(obj: Any) -> str:

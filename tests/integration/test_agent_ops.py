@@ -85,11 +85,14 @@ def test_metrics_endpoint_counts_exactly(tmp_path: Path, fwlite: FwliteServer, f
         )
     finally:
         assert stop_agent(agent) == 0
-    assert done[("fwagent_received_instances_total", (("source", "push"),))] == 6
+    scanner = ("calling_ae", "STORESCU")  # storescu's default calling AE title
+    assert done[("fwagent_received_instances_total", (scanner, ("source", "push")))] == 6
     assert value(done, "fwagent_received_instances_total") == 6
-    assert done[("fwagent_uploaded_series_total", (("placement", "routed"),))] == 2
+    assert done[("fwagent_uploaded_series_total", (scanner, ("placement", "routed")))] == 2
     assert value(done, "fwagent_uploaded_instances_total") == 5
+    assert done[("fwagent_failed_uploads_total", (scanner,))] == 1
     assert value(done, "fwagent_failed_uploads_total") == 1
+    assert done[("fwagent_opted_out_series_total", (scanner,))] == 1
     assert value(done, "fwagent_opted_out_series_total") == 1
     assert value(done, "fwagent_queue_depth") == 0
     assert value(done, "fwagent_upload_seconds_count") == 2

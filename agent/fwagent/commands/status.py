@@ -1,4 +1,5 @@
-"""fwagent status --config agent.yaml: series by state, failures with reasons, quarantine."""
+"""fwagent status --config agent.yaml: series by state, failures with reasons, quarantine,
+per scanner (calling AE title) counts; see :mod:`fwagent.report`."""
 
 from __future__ import annotations
 
@@ -18,19 +19,13 @@ def main(args: argparse.Namespace) -> int:
     if not config.state_path.exists():
         print(f"fwagent status: no state yet at {config.state_path}", file=sys.stderr)
         return 1
+    from fwagent import report
     from fwagent.state import State
 
     state = State(config.state_path)
     try:
-        summary = state.summary()
+        summary = report.status(config, state)
     finally:
         state.close()
-    if config.pull.enabled:
-        try:
-            from fwagent import pull
-
-            summary["pull"] = pull.status(config)
-        except Exception as exc:  # noqa: BLE001 - status must always print
-            summary["pull"] = {"error": str(exc)}
     print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return 0

@@ -58,6 +58,7 @@ class PullService:
             min_free_bytes=int(config.spool_min_free_mb * 1024 * 1024),
             sent_tag=config.mapping_config().sent_tag,
             source="pull",
+            calling_ae=config.pull.peer.ae_title,
         )
         self.poller = Poller(self.options)
         self.retriever = Retriever(self.options, state, self.scp)
