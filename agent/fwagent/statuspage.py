@@ -36,7 +36,7 @@ h1{font-size:1.3em;margin:0}h2{font-size:1.1em;margin:1.4em 0 .4em}
 header p{margin:.2em 0;color:#666;font-size:.9em}
 .tiles{display:flex;flex-wrap:wrap;gap:8px;margin-top:10px}
 .tile{background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px 12px;
- min-width:8.5em}
+ flex:1 1 9em;max-width:16em}
 .tile b{display:block;font-size:1.5em}.tile span{color:#666;font-size:.85em}
 .tile.warn{background:var(--warnbg);border-color:#e0b64a}
 .tile.bad{background:var(--badbg);border-color:#e57373}
@@ -135,7 +135,7 @@ def _header(data: dict[str, Any], agent_title: str, tz: ZoneInfo) -> str:
     tiles = "".join(
         [
             _tile("tile-uploaded", "series uploaded, 24 h", uploaded_24h),
-            _tile("tile-queue", "images waiting (queue)", waiting, "warn" if waiting else ""),
+            _tile("tile-queue", "images waiting (queue)", waiting),
             _tile("tile-failing", "series failing now", failing, "bad" if failing else ""),
             _tile(
                 "tile-misplaced",
@@ -261,9 +261,10 @@ def _chart(hours: list[dict[str, Any]]) -> str:
             ' fill="#c62828"/></g>'
         )
         if i % 6 == 0 or i == len(hours) - 1:
+            anchor = "end" if i == len(hours) - 1 else "middle"
             parts.append(
-                f'<text x="{x + step / 2:.1f}" y="{height - 5}" text-anchor="middle">'
-                f"{e(label)}</text>"
+                f'<text x="{min(x + step / 2, width - 2):.1f}" y="{height - 5}"'
+                f' text-anchor="{anchor}">{e(label)}</text>'
             )
     total_up = sum(int(h["uploaded"]) for h in hours)
     total_bad = sum(int(h["failed"]) for h in hours)
