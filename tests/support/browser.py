@@ -38,7 +38,9 @@ def require_browser() -> tuple[str, str]:
     driver = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
     missing = [n for n, p in (("chromium", chromium), ("chromium-driver", driver)) if not p]
     if missing:
-        message = f"browser not installed: {', '.join(missing)} (apt-get install {' '.join(missing)})"
+        message = (
+            f"browser not installed: {', '.join(missing)} (apt-get install {' '.join(missing)})"
+        )
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
