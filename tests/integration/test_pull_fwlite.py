@@ -78,10 +78,16 @@ def test_fwagent_run_pulls_a_study_into_flywheel(
     agent.start()  # the real `fwagent run` wiring: pull.start() hook + pipeline
     try:
         wait_until(lambda: uploaded(agent, spec.series_uid))
+        scanners = agent.state.scanner_counts()
     finally:
         agent.stop()
     assert len(only_acquisition_members(fw)) == 3
     assert uploads(fwlite) == 1
+    # pulled series count for the PACS they came from
+    peer = config["pull"]["peer"]["ae_title"]
+    assert list(scanners) == [peer]
+    assert scanners[peer]["received_instances"] == 3
+    assert (scanners[peer]["uploaded_series"], scanners[peer]["unsorted"]) == (1, 1)  # fw://unknown
 
 
 @pytest.fixture

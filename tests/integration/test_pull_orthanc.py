@@ -97,6 +97,7 @@ def test_stable_series_is_retrieved_once_growing_one_waits_then_is_retrieved_aga
     assert rig.pulled(spec.series_uid) == 3
     row = rig.state.series(spec.series_uid)
     assert row is not None and (row.state, row.source) == (COMPLETE, "pull")
+    assert row.calling_aet == rig.service.config.pull.peer.ae_title  # the scanner: the PACS
 
     # nothing changed: the unchanged, settled study costs one C-FIND and moves nothing
     third = rig.service.cycle()
@@ -141,7 +142,10 @@ def test_c_get_mode(tmp_path: Path) -> None:
         report = rig.service.cycle()
         assert report.retrieved == {spec.series_uid: 4}
         assert rig.pulled(spec.series_uid) == 4
-        assert rig.state.series(spec.series_uid).state == COMPLETE  # type: ignore[union-attr]
+        row = rig.state.series(spec.series_uid)
+        assert row is not None and row.state == COMPLETE
+        # C-GET stores arrive on our own association: the scanner is still the peer
+        assert row.calling_aet == rig.service.config.pull.peer.ae_title != "FWAGENT"
     finally:
         rig.service.stop()
         rig.orthanc.stop()
