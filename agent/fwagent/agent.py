@@ -3,6 +3,7 @@ the status page)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shutil
 from pathlib import Path
@@ -42,6 +43,13 @@ def recover_spool(spool: Spool, state: State) -> dict[str, int]:
     return {"partial": partial, "work": work, "orphans": orphans, "requeued": requeued}
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class Agent:
     def __init__(self, config: AgentConfig, client_factory: Any = None) -> None:
         self.config = config
@@ -68,6 +76,12 @@ class Agent:
             from .web import StatusServer
 
             self.web = StatusServer(config, self.state).start()
+            if not config.metrics.basic_auth.user and not _loopback(config.metrics.host):
+                log.warning(
+                    "status page and metrics on %s are open to the network without a login"
+                    " (set metrics.basic_auth, or put them behind a proxy)",
+                    config.metrics.host,
+                )
             log.info(
                 "status page on http://%s:%d/ (metrics at /metrics, status.json)%s",
                 config.metrics.host, self.web.port,
