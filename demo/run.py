@@ -123,6 +123,7 @@ def run_demo(workdir: Path, quiet_seconds: float = 1.0, use_storescu: bool = Tru
             "sender": how,
             "sent": len(paths),
             "series": agent.state.count_by_state(),
+            "scanners": agent.state.scanner_counts(),
             "tree": list(tree_from_client(client)),
             "sessions": _sessions(client),
         }
@@ -181,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nSent {result['sent']} images with {result['sender']}.")
     states = {k: v for k, v in result["series"].items() if v}
     print(f"Series: {states}  ({time.monotonic() - started:.1f} s)")
+    for ae, c in sorted(result["scanners"].items()):  # what the status page shows per scanner
+        print(
+            f"Scanner {ae}: {c['received_instances']} images, {c['uploaded_series']} series"
+            f" uploaded ({c['routed']} routed, {c['unsorted']} Unsorted, {c['unknown']} Unknown),"
+            f" {c['opted_out_series']} opted out, {c['failed_series']} failed"
+        )
     print("\nThe fwlite tree (where each study landed):")
     for line in result["tree"]:
         print("  " + line)

@@ -453,13 +453,18 @@ class State:
         """Per calling AE: series by outcome and placement, instances received, last
         received (epoch seconds). With ``since``: only what happened from then on (received
         instances by whole hours from ``activity``; series by when they were uploaded,
-        failed or opted out)."""
+        failed or opted out).
+
+        ``failed_series`` are series parked as failed or abandoned, and failed ones being
+        retried right now (``uploading`` with the last error kept), so the count does not
+        blink while a failing series is retried."""
         cutoff = 0.0 if since is None else since
         with self._lock:
             rows = self._db.execute(
                 "SELECT calling_aet,"
                 " SUM(state = ? AND COALESCE(uploaded_at, 0) >= ?) AS uploaded_series,"
-                " SUM(state IN (?, ?) AND updated_at >= ?) AS failed_series,"
+                " SUM((state IN (?, ?) OR (state = ? AND last_error != ''))"
+                "     AND updated_at >= ?) AS failed_series,"
                 " SUM(state = ? AND updated_at >= ?) AS opted_out_series,"
                 " SUM(placement = 'unknown' AND COALESCE(uploaded_at, 0) >= ?) AS unknown,"
                 " SUM(placement = 'unsorted' AND COALESCE(uploaded_at, 0) >= ?) AS unsorted,"
@@ -469,7 +474,7 @@ class State:
                 " MAX(last_received) AS last_received"
                 " FROM series GROUP BY calling_aet",
                 (
-                    UPLOADED, cutoff, FAILED, ABANDONED, cutoff, OPTED_OUT, cutoff,
+                    UPLOADED, cutoff, FAILED, ABANDONED, UPLOADING, cutoff, OPTED_OUT, cutoff,
                     cutoff, cutoff, cutoff,
                 ),
             ).fetchall()  # fmt: skip

@@ -127,7 +127,7 @@ def _header(data: dict[str, Any], agent_title: str, tz: ZoneInfo) -> str:
     series = data.get("series") or {}
     day = data.get("scanners_24h") or {}
     misplaced = sum(s.get("unknown", 0) + s.get("unsorted", 0) for s in day.values())
-    failing = int(series.get("failed", 0)) + int(series.get("abandoned", 0))
+    failing = sum(int(s.get("failed_series", 0)) for s in (data.get("scanners") or {}).values())
     waiting = int(data.get("instances_waiting", 0))
     quarantined = len(data.get("quarantine") or [])
     uploaded_24h = sum(s.get("uploaded_series", 0) for s in day.values())

@@ -27,3 +27,9 @@ def test_demo_places_every_study(tmp_path: Path, use_storescu: bool) -> None:
         ("unknown", "Unsorted", "Typo"): "unknown",
     }
     assert any("subject s01" in line for line in result["tree"])
+    # every series came from the demo's one scanner; per-session placements count per series
+    (scanner,) = result["scanners"].values()
+    assert scanner["received_instances"] == 30
+    assert (scanner["uploaded_series"], scanner["opted_out_series"]) == (8, 2)
+    assert scanner["routed"] + scanner["unsorted"] + scanner["unknown"] == 8
+    assert scanner["unknown"] >= 2 and scanner["unsorted"] >= 1

@@ -79,6 +79,13 @@ def test_scanner_counts_overall_and_last_24h(tmp_path: Path) -> None:
     receive(state, "S5", 1, "OLD", now - 3 * DAY)
     assert "OLD" in state.scanner_counts() and "OLD" not in state.scanner_counts(now - DAY)
 
+    # a failed series being retried right now still counts as failed (no blinking)
+    assert state.claim("S3") is not None
+    assert state.series("S3").state == "uploading"  # type: ignore[union-attr]
+    assert state.scanner_counts()["CT9"]["failed_series"] == 1
+    assert state.scanner_counts(since=now - DAY)["CT9"]["failed_series"] == 1
+    state.recover()  # back to complete, as after a restart
+
     config = config_from_dict({"spool_dir": str(tmp_path), "timezone": "Europe/Berlin"})
     doc = status(config, state, now=now)
     json.dumps(doc)  # one JSON document
