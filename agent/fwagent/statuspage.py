@@ -331,7 +331,7 @@ def _failures(failures: Iterable[dict[str, Any]], tz: ZoneInfo) -> str:
         return ""
     return (
         f"<h2>Failing now ({len(rows)})</h2>"
-        '<div class="scroll"><table id="failures"><thead><tr><th>Since</th><th>Series</th>'
+        '<div class="scroll"><table id="failures"><thead><tr><th>Last attempt</th><th>Series</th>'
         "<th>State</th><th>Attempts</th><th>Reason</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )

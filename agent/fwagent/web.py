@@ -83,6 +83,12 @@ class StatusApp:
         self.metrics_app = make_wsgi_app(REGISTRY)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        body = self._respond(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "HEAD":  # headers (and their length) only
+            return []
+        return body
+
+    def _respond(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.credentials is not None and not self.credentials.check(
             environ.get("HTTP_AUTHORIZATION")
         ):

@@ -251,6 +251,8 @@ def test_listener_routes_and_auth(tmp_path: Path) -> None:
     assert b"Nothing received yet" in body
     code, _, body = wsgi(app, "/metrics", auth=token)
     assert code == 200 and b"fwagent_queue_depth" in body
+    code, headers, body = wsgi(app, "/", method="HEAD", auth=token)
+    assert (code, body) == (200, b"") and int(headers["Content-Length"]) > 1000
     assert wsgi(app, "/nope", auth=token)[0] == 404
     assert wsgi(app, "/", method="POST", auth=token)[0] == 405
 
