@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -26,7 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import REGISTRY, make_wsgi_app
 
 from . import report, statuspage
-from .config import AgentConfig, read_password
+from .config import AgentConfig
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -141,11 +142,24 @@ def _reply(
     return [body]
 
 
+def read_password(path: str | Path) -> str:
+    """The password in a password file: its first line, without the line break."""
+    text = Path(path).read_text(encoding="utf-8")
+    return text.splitlines()[0] if text else ""
+
+
 def credentials_for(config: AgentConfig) -> Credentials | None:
+    """The configured login, or None; ValueError (one line) when the password is unusable."""
     auth = config.metrics.basic_auth
     if not auth.user:
         return None
-    return Credentials(auth.user, read_password(auth.password_file))
+    try:
+        password = read_password(auth.password_file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"metrics.basic_auth.password_file: cannot read it: {exc}") from None
+    if not password:
+        raise ValueError(f"metrics.basic_auth.password_file: {auth.password_file} is empty")
+    return Credentials(auth.user, password)
 
 
 class StatusServer:

@@ -19,7 +19,7 @@ from fwagent.config import ConfigError, config_from_dict
 from fwagent.metrics import OTHER, ScannerLabels
 from fwagent.report import status
 from fwagent.state import FAILED, OPTED_OUT, UPLOADED, State
-from fwagent.web import Credentials, StatusApp
+from fwagent.web import Credentials, StatusApp, credentials_for
 
 DAY = 24 * 3600
 
@@ -236,8 +236,6 @@ def test_listener_routes_and_auth(tmp_path: Path) -> None:
         }
     )
     state = State(config.state_path)
-    from fwagent.web import credentials_for
-
     app = StatusApp(config, state, credentials_for(config))
     token = "Basic " + base64.b64encode(b"admin:hunter2").decode()
     for path in ("/", "/status.json", "/metrics", "/nope"):
@@ -267,6 +265,9 @@ def test_basic_auth_config_is_checked(tmp_path: Path) -> None:
         load({"password_file": str(tmp_path / "pw")})
     with pytest.raises(ConfigError, match="cannot read"):
         load({"user": "admin", "password_file": str(tmp_path / "missing")})
-    (tmp_path / "empty").write_text("")
-    with pytest.raises(ConfigError, match="is empty"):
-        load({"user": "admin", "password_file": str(tmp_path / "empty")})
+    (tmp_path / "empty").write_text("\n")
+    config = config_from_dict(
+        {"metrics": {"basic_auth": {"user": "admin", "password_file": str(tmp_path / "empty")}}}
+    )
+    with pytest.raises(ValueError, match="is empty"):  # `fwagent run: cannot start: ...`
+        credentials_for(config)
