@@ -77,6 +77,16 @@ CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+"""
+
+# Per scanner (issue 13), added to a state.sqlite of any age when it is opened:
+# series.received_count (instances acknowledged, duplicates too), series.description (the
+# first instance's SeriesDescription) and hourly counts per calling AE title in ``activity``.
+SERIES_COLUMNS_ADDED = (
+    ("received_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("description", "TEXT NOT NULL DEFAULT ''"),
+)
+ACTIVITY_TABLE = """
 CREATE TABLE IF NOT EXISTS activity (
     hour        INTEGER NOT NULL,
     calling_aet TEXT NOT NULL,
@@ -85,15 +95,8 @@ CREATE TABLE IF NOT EXISTS activity (
     failed      INTEGER NOT NULL DEFAULT 0,
     opted_out   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (hour, calling_aet)
-);
-"""
-
-# Columns added to ``series`` after the first release: (name, declaration). A state.sqlite
-# written before them gets them by ALTER TABLE when opened.
-SERIES_COLUMNS_ADDED = (
-    ("received_count", "INTEGER NOT NULL DEFAULT 0"),  # instances acknowledged, duplicates too
-    ("description", "TEXT NOT NULL DEFAULT ''"),  # SeriesDescription of the first instance
 )
+"""
 
 # what `fwagent status` reports per scanner (DESIGN.md section 5)
 SCANNER_KEYS = (
@@ -160,7 +163,7 @@ class State:
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        _add_series_columns(self._db)
+        _add_scanner_schema(self._db)
         self._activity_pruned_hour = -1
 
     def close(self) -> None:
@@ -539,12 +542,13 @@ class State:
         }
 
 
-def _add_series_columns(db: sqlite3.Connection) -> None:
-    """Bring a state.sqlite written before SERIES_COLUMNS_ADDED up to date."""
+def _add_scanner_schema(db: sqlite3.Connection) -> None:
+    """Bring a state.sqlite written before the per-scanner columns and table up to date."""
     have = {r["name"] for r in db.execute("PRAGMA table_info(series)").fetchall()}
     for name, declaration in SERIES_COLUMNS_ADDED:
         if name not in have:
             db.execute(f"ALTER TABLE series ADD COLUMN {name} {declaration}")
+    db.execute(ACTIVITY_TABLE)
     db.commit()
 
 
