@@ -381,7 +381,7 @@ class State:
         hour = int(now // 3600)
         db.execute(
             f"INSERT INTO activity(hour, calling_aet, {column}) VALUES (?, ?, 1)"
-            f" ON CONFLICT(hour, calling_aet) DO UPDATE SET {column} = {column} + 1",
+            f" ON CONFLICT(hour, calling_aet) DO UPDATE SET {column} = activity.{column} + 1",
             (hour, aet),
         )
         if hour != self._activity_pruned_hour:
@@ -465,14 +465,12 @@ class State:
         with self._lock:
             rows = self._db.execute(
                 "SELECT calling_aet,"
-                " SUM(state = ? AND COALESCE(uploaded_at, 0) >= ?) AS uploaded_series,"
-                " SUM((state IN (?, ?) OR (state = ? AND last_error != ''))"
-                "     AND updated_at >= ?) AS failed_series,"
-                " SUM(state = ? AND updated_at >= ?) AS opted_out_series,"
-                " SUM(placement = 'unknown' AND COALESCE(uploaded_at, 0) >= ?) AS unknown,"
-                " SUM(placement = 'unsorted' AND COALESCE(uploaded_at, 0) >= ?) AS unsorted,"
-                " SUM(placement IN ('routed', 'existing session followed')"
-                "     AND COALESCE(uploaded_at, 0) >= ?) AS routed,"
+                f" {_count('state = ? AND COALESCE(uploaded_at, 0) >= ?')} AS uploaded_series,"
+                f" {_count(_FAILING + ' AND updated_at >= ?')} AS failed_series,"
+                f" {_count('state = ? AND updated_at >= ?')} AS opted_out_series,"
+                f" {_count(_PLACED.format('unknown'))} AS unknown,"
+                f" {_count(_PLACED.format('unsorted'))} AS unsorted,"
+                f" {_count(_PLACED.format('routed'))} AS routed,"
                 " SUM(received_count) AS received_instances,"
                 " MAX(last_received) AS last_received"
                 " FROM series GROUP BY calling_aet",
@@ -540,6 +538,20 @@ class State:
             "failures": self.failures(),
             "quarantine": self.quarantined(),
         }
+
+
+def _count(condition: str) -> str:
+    """Rows meeting ``condition``, in SQL that SQLite and PostgreSQL both read."""
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+# a series parked as failed/abandoned, or being retried after a failure
+_FAILING = "(state IN (?, ?) OR (state = ? AND last_error <> ''))"
+# where an uploaded series landed; a followed session counts as routed
+_PLACED = (
+    "CASE placement WHEN 'existing session followed' THEN 'routed' ELSE placement END = '{}'"
+    " AND COALESCE(uploaded_at, 0) >= ?"
+)
 
 
 def _add_scanner_schema(db: sqlite3.Connection) -> None:
