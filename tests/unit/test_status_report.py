@@ -263,7 +263,7 @@ def test_basic_auth_config_is_checked(tmp_path: Path) -> None:
         load({"user": "admin"})
     with pytest.raises(ConfigError, match="metrics.basic_auth.user"):
         load({"password_file": str(tmp_path / "pw")})
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="not a readable file"):
         load({"user": "admin", "password_file": str(tmp_path / "missing")})
     (tmp_path / "empty").write_text("\n")
     config = config_from_dict(
