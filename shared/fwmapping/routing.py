@@ -62,6 +62,7 @@ def in_holding_area(group: str | None, project: str | None) -> bool:
 
 def parse_routing(value: object) -> Routing:
     """Parse a routing value; anything without a valid ``fw://group`` gives placement unknown.
+    A part that is ``.`` or ``..`` counts as absent.
 
     The scheme is matched case-insensitively and surrounding whitespace ignored. Group ids are
     lower-cased (Flywheel's are); a group id with characters Flywheel does not allow makes the
@@ -70,7 +71,9 @@ def parse_routing(value: object) -> Routing:
     match = _SCHEME.match(str(value)) if value is not None else None
     if not match:
         return Routing()
+    # "." and ".." name no container (and must never become a label or a folder): absent
     parts = [part.strip() for part in match.group("path").split("/")]
+    parts = ["" if part in (".", "..") else part for part in parts]
     parts += [""] * (4 - len(parts))
     group, project, subject, session = (part or None for part in parts[:4])
     if group is not None:

@@ -66,6 +66,12 @@ def test_patient_name_split_and_capitalisation(name: str, first: str, last: str)
         (None, (None, None, None, None), "unknown"),
         ("fw://", (None, None, None, None), "unknown"),
         ("fw://bad group!/p", (None, None, None, None), "unknown"),
+        # "." and ".." are no container (issue 18.12): treated as absent
+        ("fw://psych/../s01", ("psych", None, "s01", None), "unsorted"),
+        ("fw://psych/study01/./..", ("psych", "study01", None, None), "routed"),
+        ("fw://psych/ .. /s01/.", ("psych", None, "s01", None), "unsorted"),
+        ("fw://../study01", (None, None, None, None), "unknown"),
+        ("fw://./study01", (None, None, None, None), "unknown"),
     ],
 )
 def test_parse_routing(value: str | None, expected: tuple, placement: str) -> None:
@@ -78,6 +84,19 @@ def test_parse_routing(value: str | None, expected: tuple, placement: str) -> No
 def test_routing_round_trip(parts: list[str]) -> None:
     routing = parse_routing("fw://" + "/".join(parts))
     assert format_routing(routing) == "fw://" + "/".join(parts)
+
+
+@pytest.mark.parametrize("routing", ["fw://psych/../..", "fw://psych/./././.", "fw://psych/../../.."])
+def test_dot_routing_parts_never_become_labels(routing: str) -> None:
+    metadata = map_dataset(make_instance(SeriesSpec(patient_id=routing), 0))
+    labels = [
+        metadata["project"]["label"],
+        metadata["session"]["subject"]["label"],
+        metadata["session"]["label"],
+    ]
+    assert metadata["group"] == {"_id": "psych"}
+    assert metadata["project"]["label"] == "Unsorted"
+    assert not {".", ".."} & {label.strip() for label in labels}, labels
 
 
 def test_seed_example_maps_exactly() -> None:
