@@ -102,6 +102,7 @@ class Agent:
                 tls=config.push.tls,
                 allowed_calling_aets=config.push.allowed_calling_aets,
                 allowed_hosts=config.push.allowed_hosts,
+                max_associations_per_host=config.push.max_associations_per_host,
             )
         if config.pull.enabled:
             from . import pull

@@ -34,11 +34,13 @@ from fwmapping import (
     policy_allows,
     read_header,
 )
+from fwmapping.paths import inside, safe_component
+from fwmapping.site import quote_filter_value
 
 from . import metrics
 from .config import AgentConfig
 from .package import zip_name, zip_series
-from .receiver import Spool, safe_name
+from .receiver import Spool
 from .state import (
     ABANDONED,
     FAILED,
@@ -157,7 +159,7 @@ class Pipeline:
                 self._fail(series_uid, claimed_at, describe(exc))
                 return FAILED
             finally:
-                shutil.rmtree(self.spool.work / safe_name(series_uid), ignore_errors=True)
+                shutil.rmtree(self.spool.work_dir(series_uid), ignore_errors=True)
 
     def _process(
         self, series_uid: str, claimed_at: float, instances: list[InstanceRow], started: float
@@ -181,6 +183,9 @@ class Pipeline:
                 continue
             except OSError as exc:
                 self._quarantine(inst, f"cannot read spooled file: {exc}")
+                continue
+            if not str(ds.get("StudyInstanceUID", "") or "").strip():  # spooled before 18.3
+                self._quarantine(inst, "no StudyInstanceUID: cannot be placed in Flywheel")
                 continue
             if not key:
                 key = acquisition_uid(ds)
@@ -270,43 +275,79 @@ class Pipeline:
             except Exception:
                 self._client = None  # a fresh client next time (e.g. after an outage)
                 raise
-            work = self.spool.work / safe_name(series_uid)
+            work = self.spool.work_dir(series_uid)
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True, exist_ok=True)
             paths = [Path(m.path) for m in members]
             if was_uploaded:
-                paths += self._earlier_members(client, placed, work, {p.name for p in paths})
-            zip_path = zip_series(paths, work / zip_name(placed))
+                paths += self._earlier_members(
+                    client, series_uid, placed, work, {p.name for p in paths}
+                )
+            zip_path = zip_series(paths, inside(work, zip_name(placed)))
             upload_acquisition(
                 client, placed, zip_path, header_info(header, self.mapping), self.mapping
             )
+            self._remember_acquisition(client, series_uid, placed)
             return placed, _where(placed)
 
         return attempt()
 
+    def _remember_acquisition(self, client: Any, series_uid: str, placed: dict[str, Any]) -> None:
+        """Record the acquisition this upload went to, so a late instance finds the earlier
+        zip by id (a UID may hold the finder filter's own separators)."""
+        acq_uid = str(placed["acquisition"]["uid"])
+        try:
+            session = client.sessions.find_first(
+                f"uid={quote_filter_value(str(placed['session']['uid']))}"
+            )
+            found = [
+                a
+                for a in (client.get_session_acquisitions(session.id) if session else [])
+                if a.uid == acq_uid
+            ]
+        except Exception as exc:  # noqa: BLE001 - the upload is done; the lookup can wait
+            log.warning("series %s: cannot look up its acquisition: %s", series_uid, describe(exc))
+            return
+        if found:
+            self.state.record_acquisition(series_uid, acq_uid, found[0].id)
+
+    def _earlier_acquisition(self, client: Any, series_uid: str, acq_uid: str) -> Any:
+        """The acquisition an earlier upload of this series went to: by the id recorded
+        then, else (spools from before that was recorded) by its uid."""
+        row = self.state.series(series_uid)
+        known = row.acquisition_ids().get(acq_uid) if row else None
+        if known:
+            try:
+                return client.get_acquisition(known)
+            except Exception as exc:
+                if http_status(exc) != 404:
+                    raise
+        found = client.acquisitions.find_first(f"uid={quote_filter_value(acq_uid)}")
+        return client.get_acquisition(found.id) if found is not None else None
+
     def _earlier_members(
-        self, client: Any, placed: dict[str, Any], work: Path, have: set[str]
+        self, client: Any, series_uid: str, placed: dict[str, Any], work: Path, have: set[str]
     ) -> list[Path]:
         """Instances of the zip uploaded before (a late instance re-uploads the whole
         series): download it and keep the members we do not hold a newer copy of."""
-        acq_uid = placed["acquisition"]["uid"]
         name = zip_name(placed)
-        acquisition = client.acquisitions.find_first(f"uid={acq_uid}")
+        acquisition = self._earlier_acquisition(
+            client, series_uid, str(placed["acquisition"]["uid"])
+        )
         if acquisition is None:
             return []
-        acquisition = client.get_acquisition(acquisition.id)
         if not any(f.name == name for f in acquisition.files or []):
             return []
-        earlier = work / "earlier.zip"
+        earlier = inside(work, "earlier.zip")
         client.download_file_from_acquisition(acquisition.id, name, str(earlier))
-        out = work / "earlier"
+        out = inside(work, "earlier")
         kept: list[Path] = []
         with zipfile.ZipFile(earlier) as zf:
             for info in zf.infolist():
-                base = os.path.basename(info.filename)
-                if info.is_dir() or not base or base in have:
+                base = safe_component(os.path.basename(info.filename))
+                if info.is_dir() or base in have:
                     continue
-                target = out / base
+                target = inside(out, base)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
@@ -350,7 +391,7 @@ class Pipeline:
 
     def _quarantine(self, inst: InstanceRow, reason: str) -> None:
         source = Path(inst.path)
-        dest = self.spool.quarantine / source.name
+        dest = self.spool.quarantine_path(inst.sop_uid)
         try:
             os.replace(source, dest)
         except OSError:
@@ -361,7 +402,8 @@ class Pipeline:
 
     def _remove(self, paths: list[str]) -> None:
         for path in paths:
-            Path(path).unlink(missing_ok=True)
+            if self.spool.holds(path):
+                Path(path).unlink(missing_ok=True)
 
 
 def _scanner(row: SeriesRow | None) -> str:

@@ -8,23 +8,27 @@ Used for ``push`` and, by the pull side, on ``pull.port`` as the C-MOVE destinat
     ...
     scp.stop()
 
-For each instance: the bytes as they arrived (dataset unchanged, File Meta added) go to a
-temporary file, are renamed into ``spool/instances/<series>/<sop>.dcm`` (a duplicate SOP
-instance replaces the earlier copy), the row is committed to SQLite, and only then is
-0x0000 answered. Below the free-space floor: 0xA700 (Out of Resources). A dataset we cannot
-parse is kept in ``spool/quarantine`` with its reason and answered 0xC000 (the association
-carries on). Files carrying the dicom-send private tag are answered success and dropped.
+Every storage SOP class is accepted, standard, retired or private (pynetdicom's
+unrestricted storage service), in every transfer syntax; other services (C-ECHO aside) are
+refused at negotiation. Who may connect is checked first (:mod:`fwagent.connections`).
+
+For each instance: the bytes as they arrived (dataset unchanged, File Meta added from the
+dataset's own SOP Class/Instance UIDs) go to a temporary file, are renamed into
+``spool/instances/<series>/<sop>.dcm`` (a duplicate SOP instance replaces the earlier copy),
+the row is committed to SQLite, and only then is 0x0000 answered (0xB007 when the dataset's
+SOP class differs from the one the C-STORE named). Below the free-space floor: 0xA700 (Out
+of Resources). A dataset that cannot be parsed, is cut short (:mod:`fwagent.completeness`)
+or lacks the SOP Instance, Series or Study Instance UID Flywheel needs is kept in
+``spool/quarantine`` with its reason and answered 0xC000 (the association carries on).
+Files carrying the dicom-send private tag are answered success and dropped. Every path is
+built with :mod:`fwmapping.paths`, so no UID can name a file outside the spool.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import shutil
-import socket
-import ssl
 import struct
 import threading
 import uuid
@@ -34,16 +38,29 @@ from pathlib import Path
 from typing import Any, cast
 
 from fwmapping import SentTag, acquisition_uid, is_sent_by_flywheel
+from fwmapping.paths import UnsafePathError, inside, safe_component
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import (
+    AE,
+    ALL_TRANSFER_SYNTAXES,
+    AllStoragePresentationContexts,
+    _config,
+    evt,
+    sop_class,
+)
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.service_class import NonPatientObjectStorageServiceClass, StorageServiceClass
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    Verification,
+    uid_to_service_class,
+)
 
 from . import metrics
+from .completeness import incomplete
 from .config import TlsConfig
+from .connections import GatedServer
 from .state import State
 from .tls import server_ssl_context
 
@@ -52,16 +69,22 @@ log = logging.getLogger(__name__)
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
+DOES_NOT_MATCH_SOP_CLASS = 0xB007  # warning: stored, but not the SOP class the C-STORE named
 PIXEL_DATA = 0x7FE00010
-_UID_RE = re.compile(r"^[0-9.]{1,64}$")
 
 
-def safe_name(uid: str) -> str:
-    """A UID as a file name; anything odd becomes a hash so it cannot escape the spool."""
-    uid = uid.strip().rstrip("\x00")
-    if _UID_RE.match(uid):
-        return uid
-    return "x" + hashlib.sha1(uid.encode("utf-8", "replace")).hexdigest()
+def storage_sop_classes() -> list[str]:
+    """Every storage SOP class pynetdicom knows, non-patient object storage included
+    (hanging protocols, color palettes...). With the unrestricted storage service pynetdicom
+    treats only the SOP classes it does not know (private, retired, newer) as storage; the
+    ones it knows must be supported contexts to be accepted."""
+    known = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
+    storage = (StorageServiceClass, NonPatientObjectStorageServiceClass)
+    for name in dir(sop_class):
+        value = getattr(sop_class, name)
+        if isinstance(value, UID) and issubclass(uid_to_service_class(value), storage):
+            known.add(str(value))
+    return sorted(known)
 
 
 class Spool:
@@ -77,12 +100,29 @@ class Spool:
             path.mkdir(parents=True, exist_ok=True)
 
     def series_dir(self, series_uid: str) -> Path:
-        path = self.instances / safe_name(series_uid)
+        path = inside(self.instances, safe_component(series_uid))
         path.mkdir(exist_ok=True)
         return path
 
     def instance_path(self, series_uid: str, sop_uid: str) -> Path:
-        return self.series_dir(series_uid) / f"{safe_name(sop_uid)}.dcm"
+        return inside(self.series_dir(series_uid), safe_component(sop_uid, ".dcm"))
+
+    def work_dir(self, series_uid: str) -> Path:
+        """The series' folder under ``work`` (never ``work`` itself or anything above)."""
+        return inside(self.work, safe_component(series_uid))
+
+    def quarantine_path(self, sop_uid: str) -> Path:
+        """A new file name in ``quarantine``: two bad copies of one SOP instance both stay."""
+        name = f"{safe_component(sop_uid or 'unknown')}.{uuid.uuid4().hex[:8]}.dcm"
+        return inside(self.quarantine, name)
+
+    def holds(self, path: str | Path) -> bool:
+        """``path`` is inside the spool (so the agent may remove it)."""
+        try:
+            inside(self.root, str(path))
+        except UnsafePathError:
+            return False
+        return True
 
     def temp_path(self) -> Path:
         return self.tmp / f"{uuid.uuid4().hex}.part"
@@ -194,32 +234,6 @@ def _fast_association_reactor() -> None:
         association.time = shim
 
 
-class _Server(ThreadedAssociationServer):
-    """pynetdicom's threaded server plus TCP_NODELAY and a host allowlist."""
-
-    allowed_hosts: frozenset[str] = frozenset()
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        assert self.socket is not None
-        client, address = self.socket.accept()
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.allowed_hosts and address[0] not in self.allowed_hosts:
-            log.warning("refused connection from %s: host not in allowed_hosts", address[0])
-            metrics.REFUSED.labels(reason="host").inc()
-            client.close()
-            raise OSError(f"host {address[0]} not allowed")
-        if self.ssl_context:
-            client.settimeout(30)
-            try:
-                client = self.ssl_context.wrap_socket(client, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                log.warning("refused TLS connection from %s: %s", address[0], exc)
-                metrics.REFUSED.labels(reason="tls").inc()
-                client.close()
-                raise
-        return client, address
-
-
 class StorageSCP:
     """One listening Storage SCP writing into the spool and the state database."""
 
@@ -243,7 +257,7 @@ class StorageSCP:
         self.sent_tag = sent_tag or SentTag()
         self.source = source
         self.on_stored = on_stored
-        self._server: _Server | None = None
+        self._server: GatedServer | None = None
         self._thread: threading.Thread | None = None
         self.ae: AE | None = None
 
@@ -261,15 +275,19 @@ class StorageSCP:
         tls: TlsConfig | None = None,
         allowed_calling_aets: Iterable[str] = (),
         allowed_hosts: Iterable[str] = (),
+        max_associations_per_host: int = 10,
     ) -> None:
+        # any storage SOP class, private ones included, as storage (process-wide setting
+        # of pynetdicom; every SCP of this process is a storage SCP)
+        _config.UNRESTRICTED_STORAGE_SERVICE = True
         ae = AE(ae_title=ae_title)
         ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
         ae.network_timeout = 120
         ae.dimse_timeout = 120
         ae.acse_timeout = 30
         ae.maximum_associations = 50
-        for context in AllStoragePresentationContexts:
-            ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+        for storage_class in storage_sop_classes():
+            ae.add_supported_context(storage_class, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
         ae.require_calling_aet = [a for a in allowed_calling_aets if a]
         _fast_association_reactor()
@@ -281,16 +299,17 @@ class StorageSCP:
         ]
         ssl_context = server_ssl_context(tls) if tls is not None and tls.enabled else None
         server = cast(
-            _Server,
+            GatedServer,
             ae.make_server(
                 (host, port),
                 ae_title=ae_title,
                 ssl_context=ssl_context,
                 evt_handlers=handlers,
-                server_class=_Server,
+                server_class=GatedServer,
             ),
         )
         server.allowed_hosts = frozenset(h for h in allowed_hosts if h)
+        server.max_per_host = max(1, int(max_associations_per_host))
         ae._servers.append(server)  # so AE.shutdown() / server.shutdown() find it
         self.ae = ae
         self._server = server
@@ -319,8 +338,18 @@ class StorageSCP:
 
     def _on_rejected(self, event: evt.Event) -> None:
         calling = event.assoc.requestor.ae_title
-        log.warning("refused association from AE %r: not in allowed_calling_aets", calling)
-        metrics.REFUSED.labels(reason="ae_title").inc()
+        answer = event.assoc.acceptor.primitive
+        why = (getattr(answer, "result_source", None), getattr(answer, "diagnostic", None))
+        if why == (0x01, 0x03):
+            reason, text = "ae_title", "calling AE title not in allowed_calling_aets"
+        elif why == (0x01, 0x07):
+            reason, text = "called_ae", "called AE title is not ours"
+        elif why == (0x03, 0x02):
+            reason, text = "limit", "too many associations open (local limit exceeded)"
+        else:
+            reason, text = "other", f"result source {why[0]}, diagnostic {why[1]}"
+        log.warning("rejected association from AE %r: %s", calling, text)
+        metrics.REFUSED.labels(reason=reason).inc()
 
     def _on_store(self, event: evt.Event) -> int:
         try:
@@ -337,65 +366,146 @@ class StorageSCP:
             return OUT_OF_RESOURCES
         request = cast(C_STORE, event.request)
         raw = request.DataSet.getvalue()  # type: ignore[union-attr]
-        calling = event.assoc.requestor.ae_title
-        transfer_syntax = str(event.context.transfer_syntax)
-        prefix = encode_file_meta(
-            str(request.AffectedSOPClassUID),
-            str(request.AffectedSOPInstanceUID),
-            transfer_syntax,
-            calling,
+        received = Received(
+            raw=raw,
+            transfer_syntax=str(event.context.transfer_syntax),
+            command_class=str(request.AffectedSOPClassUID or "").strip(),
+            command_instance=str(request.AffectedSOPInstanceUID or "").strip(),
+            context_class=str(event.context.abstract_syntax or "").strip(),
+            calling=event.assoc.requestor.ae_title,
         )
-        tmp = self.spool.temp_path()
-        with open(tmp, "wb") as fh:
-            fh.write(prefix)
-            fh.write(raw)
         try:
-            header = parse_header(raw, UID(transfer_syntax))
-            sop_uid = str(header.get("SOPInstanceUID", "") or "").strip()
-            series_uid = str(header.get("SeriesInstanceUID", "") or "").strip()
-            study_uid = str(header.get("StudyInstanceUID", "") or "").strip()
-            if not sop_uid or not series_uid:
-                raise ValueError("no SOPInstanceUID or SeriesInstanceUID")
-            sent = self._is_sent(header)
-            acq_uid = _acquisition_uid(header)
+            header = parse_header(raw, UID(received.transfer_syntax))
         except Exception as exc:  # noqa: BLE001 - any parse failure means quarantine
-            return self._quarantine(
-                tmp, f"unreadable dataset: {exc}", str(request.AffectedSOPInstanceUID or "")
-            )
-        if sent:
-            tmp.unlink(missing_ok=True)
+            return self._quarantine(received, f"unreadable dataset: {exc}")
+        received.read_uids(header)
+        reason = incomplete(raw, received.transfer_syntax) or received.missing_uids()
+        if reason:
+            return self._quarantine(received, reason)
+        if self._is_sent(header):
             self.state.bump("dropped_sent_by_flywheel")
             metrics.DROPPED.inc()
-            log.info("dropped %s: carries the dicom-send tag (no re-ingest)", sop_uid)
+            log.info("dropped %s: carries the dicom-send tag (no re-ingest)", received.sop_uid)
             return SUCCESS
-        dest = self.spool.instance_path(series_uid, sop_uid)
+        status = received.check_command()
+        dest = self.spool.instance_path(received.series_uid, received.sop_uid)
+        tmp = self._write(received)
         os.replace(tmp, dest)
-        scanner = self.calling_ae or calling
+        scanner = self.calling_ae or received.calling
         previous = self.state.record_instance(
-            sop_uid,
-            series_uid,
-            study_uid,
+            received.sop_uid,
+            received.series_uid,
+            received.study_uid,
             dest,
             len(raw),
             calling_aet=scanner,
             source=self.source,
-            acq_uid=acq_uid,
+            acq_uid=_acquisition_uid(header),
             description=_description(header),
         )
-        if previous:
+        if previous and self.spool.holds(previous):
             Path(previous).unlink(missing_ok=True)
         metrics.RECEIVED.labels(source=self.source, calling_ae=metrics.scanner(scanner)).inc()
         if self.on_stored is not None:
-            self.on_stored(series_uid, sop_uid)
-        return SUCCESS
+            self.on_stored(received.series_uid, received.sop_uid)
+        return status
+
+    def _write(self, received: Received) -> Path:
+        """The instance as a PS3.10 file (File Meta + the dataset as received) in tmp."""
+        tmp = self.spool.temp_path()
+        with open(tmp, "wb") as fh:
+            fh.write(received.file_meta())
+            fh.write(received.raw)
+        return tmp
 
     def _is_sent(self, header: Dataset) -> bool:
         return is_sent_by_flywheel(header, self.sent_tag)
 
-    def _quarantine(self, tmp: Path, reason: str, sop_uid: str) -> int:
-        dest = self.spool.quarantine / f"{safe_name(sop_uid or uuid.uuid4().hex)}.dcm"
-        os.replace(tmp, dest)
-        self.state.quarantine(dest, reason, sop_uid=sop_uid)
+    def _quarantine(self, received: Received, reason: str) -> int:
+        sop_uid = received.sop_uid or received.command_instance
+        dest = self.spool.quarantine_path(sop_uid)
+        os.replace(self._write(received), dest)
+        self.state.quarantine(dest, reason, series_uid=received.series_uid, sop_uid=sop_uid)
         metrics.QUARANTINED.inc()
-        log.warning("quarantined %s: %s", dest.name, reason)
+        metrics.RECEIVE_ERRORS.inc()
+        log.warning(
+            "quarantined %s from AE %r (answered 0xC000): %s", dest.name, received.calling, reason
+        )
         return CANNOT_UNDERSTAND
+
+
+class Received:
+    """One C-STORE: the dataset bytes and what the command and the dataset say it is."""
+
+    def __init__(
+        self,
+        raw: bytes,
+        transfer_syntax: str,
+        command_class: str,
+        command_instance: str,
+        context_class: str,
+        calling: str,
+    ) -> None:
+        self.raw = raw
+        self.transfer_syntax = transfer_syntax
+        self.command_class = command_class
+        self.command_instance = command_instance
+        self.context_class = context_class
+        self.calling = calling
+        self.sop_class = ""
+        self.sop_uid = ""
+        self.series_uid = ""
+        self.study_uid = ""
+
+    def read_uids(self, header: Dataset) -> None:
+        def text(keyword: str) -> str:
+            return str(header.get(keyword, "") or "").strip().rstrip("\x00")
+
+        self.sop_class = text("SOPClassUID")
+        self.sop_uid = text("SOPInstanceUID")
+        self.series_uid = text("SeriesInstanceUID")
+        self.study_uid = text("StudyInstanceUID")
+
+    def missing_uids(self) -> str | None:
+        """Why this dataset cannot be placed in Flywheel (refused at receive, so nothing
+        acknowledged can fail forever later), or None."""
+        missing = [
+            keyword
+            for keyword, value in (
+                ("SOPInstanceUID", self.sop_uid),
+                ("SeriesInstanceUID", self.series_uid),
+                ("StudyInstanceUID", self.study_uid),
+            )
+            if not value
+        ]
+        if missing:
+            return f"no {' or '.join(missing)}: cannot be placed in Flywheel"
+        return None
+
+    def check_command(self) -> int:
+        """0xB007 (stored, with a warning) if the dataset's SOP class is not the one the
+        command or the presentation context named; a differing SOP instance is logged."""
+        status = SUCCESS
+        named = {self.command_class, self.context_class} - {""}
+        if self.sop_class and named and named != {self.sop_class}:
+            log.warning(
+                "C-STORE from AE %r: dataset SOP class %s, command/context %s: stored as the"
+                " dataset says, answered 0xB007",
+                self.calling, self.sop_class, " / ".join(sorted(named)),
+            )  # fmt: skip
+            status = DOES_NOT_MATCH_SOP_CLASS
+        if self.command_instance and self.command_instance != self.sop_uid:
+            log.warning(
+                "C-STORE from AE %r: dataset SOP instance %s, command %s: stored as %s",
+                self.calling, self.sop_uid, self.command_instance, self.sop_uid,
+            )  # fmt: skip
+        return status
+
+    def file_meta(self) -> bytes:
+        """File Meta from the dataset's own UIDs (the command's where the dataset has none)."""
+        return encode_file_meta(
+            self.sop_class or self.command_class,
+            self.sop_uid or self.command_instance,
+            self.transfer_syntax,
+            self.calling,
+        )

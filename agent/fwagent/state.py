@@ -14,6 +14,11 @@ Series states::
 
 An instance arriving for a series in uploaded/opted_out/failed/abandoned moves it back to
 ``receiving`` so it is judged (and uploaded) again.
+
+The schema is versioned with ``PRAGMA user_version``: :data:`MIGRATIONS` are applied in
+order, each in its own transaction, so a spool written by an older release is upgraded in
+place; a database written by a newer release (a higher version) is refused
+(:class:`NewerStateError`) rather than guessed at.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +42,8 @@ OPTED_OUT = "opted_out"
 ABANDONED = "abandoned"
 STATES = (RECEIVING, COMPLETE, UPLOADING, UPLOADED, FAILED, OPTED_OUT, ABANDONED)
 
-SCHEMA = """
+# version 1: the schema every release before versioning wrote (user_version 0)
+BASELINE = """
 CREATE TABLE IF NOT EXISTS series (
     series_uid    TEXT PRIMARY KEY,
     study_uid     TEXT NOT NULL DEFAULT '',
@@ -79,7 +85,8 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
-# Per scanner (issue 13), added to a state.sqlite of any age when it is opened:
+# Per scanner (issue 13), schema version 2 (added by a release before versioning when it
+# opened a database, so a version-0 file may have them already):
 # series.received_count (instances acknowledged, duplicates too), series.description (the
 # first instance's SeriesDescription) and hourly counts per calling AE title in ``activity``.
 SERIES_COLUMNS_ADDED = (
@@ -112,6 +119,46 @@ SCANNER_KEYS = (
 ACTIVITY_KEEP_HOURS = 24 * 8  # hourly activity rows older than this are pruned
 
 
+def _baseline(db: sqlite3.Connection) -> None:
+    for statement in BASELINE.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _add_columns(db: sqlite3.Connection, columns: tuple[tuple[str, str], ...]) -> None:
+    """Add the series columns a database lacks (releases before versioning added some
+    when opening a database, so a version-0 file may already have them)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(series)").fetchall()}
+    for name, declaration in columns:
+        if name not in have:
+            db.execute(f"ALTER TABLE series ADD COLUMN {name} {declaration}")
+
+
+def _scanner_schema(db: sqlite3.Connection) -> None:
+    """Per scanner (issue 13): series.received_count, series.description, ``activity``."""
+    _add_columns(db, SERIES_COLUMNS_ADDED)
+    db.execute(ACTIVITY_TABLE)
+
+
+def _acquisitions_column(db: sqlite3.Connection) -> None:
+    """series.acquisitions: JSON {acquisition uid: Flywheel acquisition id} recorded at the
+    first upload, so a late instance finds the earlier zip by id, whatever its UID holds."""
+    _add_columns(db, (("acquisitions", "TEXT NOT NULL DEFAULT '{}'"),))
+
+
+# ordered: MIGRATIONS[n - 1] takes a database from user_version n-1 to n
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _baseline,
+    _scanner_schema,
+    _acquisitions_column,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class NewerStateError(RuntimeError):
+    """state.sqlite was written by a newer release than this one."""
+
+
 @dataclass(frozen=True)
 class SeriesRow:
     series_uid: str
@@ -131,6 +178,15 @@ class SeriesRow:
     updated_at: float
     received_count: int = 0
     description: str = ""
+    acquisitions: str = "{}"
+
+    def acquisition_ids(self) -> dict[str, str]:
+        """{acquisition uid: Flywheel acquisition id} of earlier uploads of this series."""
+        try:
+            ids = json.loads(self.acquisitions or "{}")
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -143,16 +199,52 @@ class InstanceRow:
     acq_uid: str = ""
 
 
-def open_db(path: Path, schema: str) -> sqlite3.Connection:
+def open_db(path: Path, schema: str = "") -> sqlite3.Connection:
     """A connection to state.sqlite in WAL mode (the pull side shares the file through its
-    own connection), rows by column name, ``schema`` applied."""
+    own connection), rows by column name, migrated to :data:`SCHEMA_VERSION`, ``schema``
+    (a part's own ``CREATE ... IF NOT EXISTS``) applied. Raises :class:`NewerStateError`
+    for a database a newer release wrote."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(schema)
-    db.commit()
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        migrate(db, path)
+        if schema:
+            db.executescript(schema)
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection, path: Path | str = "state.sqlite") -> int:
+    """Apply the migrations this database lacks, each with its version bump in one
+    transaction (another connection migrating at the same time waits, then finds it done).
+    Returns the version before."""
+    before = schema_version(db)
+    if before > SCHEMA_VERSION:
+        raise NewerStateError(
+            f"{path} has state schema version {before}, newer than this fwagent knows"
+            f" ({SCHEMA_VERSION}): it was written by a newer release; run that release"
+            " (or restore the spool's backup) instead"
+        )
+    for version in range(before + 1, SCHEMA_VERSION + 1):
+        db.commit()
+        db.execute("BEGIN IMMEDIATE")  # DDL does not open a transaction by itself
+        try:
+            if schema_version(db) < version:  # not done meanwhile by another connection
+                MIGRATIONS[version - 1](db)
+                db.execute(f"PRAGMA user_version = {version}")
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+    return before
 
 
 class State:
@@ -161,9 +253,8 @@ class State:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._db = open_db(path, SCHEMA)
+        self._db = open_db(path)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        _add_scanner_schema(self._db)
         self._activity_pruned_hour = -1
 
     def close(self) -> None:
@@ -388,6 +479,24 @@ class State:
             db.execute("DELETE FROM activity WHERE hour < ?", (hour - ACTIVITY_KEEP_HOURS,))
             self._activity_pruned_hour = hour
 
+    def record_acquisition(self, series_uid: str, acq_uid: str, acquisition_id: str) -> None:
+        """Remember the Flywheel acquisition this series' ``acq_uid`` was uploaded to."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT acquisitions FROM series WHERE series_uid=?", (series_uid,)
+            ).fetchone()
+            if row is None:
+                return
+            try:
+                ids = json.loads(row["acquisitions"] or "{}")
+            except ValueError:
+                ids = {}
+            ids[acq_uid] = acquisition_id
+            db.execute(
+                "UPDATE series SET acquisitions=? WHERE series_uid=?",
+                (json.dumps(ids, sort_keys=True), series_uid),
+            )
+
     def recover(self) -> int:
         """After a restart: series left in ``uploading`` go back to ``complete``."""
         with self._tx() as db:
@@ -552,16 +661,6 @@ _PLACED = (
     "CASE placement WHEN 'existing session followed' THEN 'routed' ELSE placement END = '{}'"
     " AND COALESCE(uploaded_at, 0) >= ?"
 )
-
-
-def _add_scanner_schema(db: sqlite3.Connection) -> None:
-    """Bring a state.sqlite written before the per-scanner columns and table up to date."""
-    have = {r["name"] for r in db.execute("PRAGMA table_info(series)").fetchall()}
-    for name, declaration in SERIES_COLUMNS_ADDED:
-        if name not in have:
-            db.execute(f"ALTER TABLE series ADD COLUMN {name} {declaration}")
-    db.execute(ACTIVITY_TABLE)
-    db.commit()
 
 
 def dumps(obj: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
 from fwagent.package import zip_name, zip_series
 from fwagent.state import State
 
@@ -53,3 +54,51 @@ def test_zip_series_streams_members_under_the_label(tmp_path: Path) -> None:
     with zipfile.ZipFile(dest) as zf:
         assert sorted(zf.namelist()) == [f"T1 _ MPRAGE/{n}.dcm" for n in range(3)]
     assert not list((tmp_path / "out").glob("*.part"))
+
+
+# ---- schema versioning (issue 16.6) ------------------------------------------------------
+
+
+def test_fresh_and_old_databases_end_at_the_current_schema(tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    from fwagent.pull.store import PullStore
+    from fwagent.state import SCHEMA_VERSION
+
+    fresh = tmp_path / "fresh.sqlite"
+    PullStore(fresh).close()  # whichever part opens the file first migrates it
+    State(fresh).close()
+    old = tmp_path / "old.sqlite"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "state_v0" / "spool"
+    shutil.copy(fixture / "state.sqlite", old)
+    state = State(old)
+    try:
+        assert len(state.all_series()) == 6
+        assert state.queue_depth() == 9
+        state.record_acquisition("1.2.826.0.1.3680043.8.498.15", "a,b=c", "acq1")
+        row = state.series("1.2.826.0.1.3680043.8.498.15")
+        assert row is not None and row.acquisition_ids() == {"a,b=c": "acq1"}
+    finally:
+        state.close()
+    for path in (fresh, old):
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = {r[1] for r in db.execute("PRAGMA table_info(series)")}
+        assert "acquisitions" in columns
+        db.close()
+
+
+def test_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fwagent.state import SCHEMA_VERSION, NewerStateError
+
+    path = tmp_path / "state.sqlite"
+    State(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
+    db.commit()
+    db.close()
+    with pytest.raises(NewerStateError, match="newer than this fwagent knows"):
+        State(path)

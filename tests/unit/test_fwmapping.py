@@ -86,7 +86,9 @@ def test_routing_round_trip(parts: list[str]) -> None:
     assert format_routing(routing) == "fw://" + "/".join(parts)
 
 
-@pytest.mark.parametrize("routing", ["fw://psych/../..", "fw://psych/./././.", "fw://psych/../../.."])
+@pytest.mark.parametrize(
+    "routing", ["fw://psych/../..", "fw://psych/./././.", "fw://psych/../../.."]
+)
 def test_dot_routing_parts_never_become_labels(routing: str) -> None:
     metadata = map_dataset(make_instance(SeriesSpec(patient_id=routing), 0))
     labels = [

@@ -24,8 +24,13 @@ def main(args: argparse.Namespace) -> int:
     )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     from fwagent.agent import Agent
+    from fwagent.state import NewerStateError
 
-    agent = Agent(config)
+    try:
+        agent = Agent(config)
+    except NewerStateError as exc:
+        print(f"fwagent run: cannot start: {exc}", file=sys.stderr)
+        return 1
     try:
         agent.start()
     except (OSError, ValueError) as exc:  # port in use, unusable TLS files...

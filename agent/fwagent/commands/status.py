@@ -20,9 +20,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"fwagent status: no state yet at {config.state_path}", file=sys.stderr)
         return 1
     from fwagent import report
-    from fwagent.state import State
+    from fwagent.state import NewerStateError, State
 
-    state = State(config.state_path)
+    try:
+        state = State(config.state_path)
+    except NewerStateError as exc:
+        print(f"fwagent status: {exc}", file=sys.stderr)
+        return 1
     try:
         summary = report.status(config, state)
     finally:
