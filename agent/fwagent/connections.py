@@ -51,6 +51,9 @@ class GatedServer(ThreadedAssociationServer):
     allowed_hosts: frozenset[str] = frozenset()
     max_per_host: int = 10
     hello_seconds: float = HELLO_SECONDS
+    # listen backlog (socketserver's default is 5: a burst of connections beyond it waits
+    # for the client's SYN retransmit, 1 s and more, before it is even seen)
+    request_queue_size = 256
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

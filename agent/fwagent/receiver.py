@@ -48,10 +48,15 @@ from pynetdicom import (
     AllStoragePresentationContexts,
     _config,
     evt,
+    register_uid,
     sop_class,
 )
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.service_class import NonPatientObjectStorageServiceClass, StorageServiceClass
+from pynetdicom.service_class import (
+    NonPatientObjectStorageServiceClass,
+    QueryRetrieveServiceClass,
+    StorageServiceClass,
+)
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
     uid_to_service_class,
@@ -73,16 +78,18 @@ DOES_NOT_MATCH_SOP_CLASS = 0xB007  # warning: stored, but not the SOP class the 
 PIXEL_DATA = 0x7FE00010
 
 
+_STORAGE = (StorageServiceClass, NonPatientObjectStorageServiceClass)
+
+
 def storage_sop_classes() -> list[str]:
     """Every storage SOP class pynetdicom knows, non-patient object storage included
     (hanging protocols, color palettes...). With the unrestricted storage service pynetdicom
     treats only the SOP classes it does not know (private, retired, newer) as storage; the
     ones it knows must be supported contexts to be accepted."""
     known = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
-    storage = (StorageServiceClass, NonPatientObjectStorageServiceClass)
     for name in dir(sop_class):
         value = getattr(sop_class, name)
-        if isinstance(value, UID) and issubclass(uid_to_service_class(value), storage):
+        if isinstance(value, UID) and issubclass(uid_to_service_class(value), _STORAGE):
             known.add(str(value))
     return sorted(known)
 
@@ -234,6 +241,35 @@ def _fast_association_reactor() -> None:
         association.time = shim
 
 
+_names_lock = threading.Lock()
+
+
+def name_known_services() -> None:
+    """Keep refusing the services we do not provide under the unrestricted storage service.
+
+    pynetdicom's unrestricted negotiation takes a public SOP class for storage when pydicom's
+    keyword for it is not a name in :mod:`pynetdicom.sop_class`; for a few services the two
+    differ (pydicom ``ModalityWorklistInformationModelFind``, pynetdicom
+    ``ModalityWorklistInformationFind``), so a worklist query would be accepted. Register
+    pydicom's keyword too (pynetdicom's public ``register_uid``), same service class."""
+    with _names_lock:
+        for name in dir(sop_class):
+            uid = getattr(sop_class, name)
+            if not isinstance(uid, UID) or not uid.startswith("1.2.840.10008."):
+                continue
+            keyword = UID(uid).keyword
+            service = uid_to_service_class(uid)
+            if not keyword or hasattr(sop_class, keyword) or issubclass(service, _STORAGE):
+                continue
+            message = ""
+            if service is QueryRetrieveServiceClass:
+                suffixes = (("Find", "C-FIND"), ("Move", "C-MOVE"), ("Get", "C-GET"))
+                message = next((m for end, m in suffixes if keyword.endswith(end)), "")
+                if not message:
+                    continue
+            register_uid(uid, keyword, service, message)
+
+
 class StorageSCP:
     """One listening Storage SCP writing into the spool and the state database."""
 
@@ -280,6 +316,7 @@ class StorageSCP:
         # any storage SOP class, private ones included, as storage (process-wide setting
         # of pynetdicom; every SCP of this process is a storage SCP)
         _config.UNRESTRICTED_STORAGE_SERVICE = True
+        name_known_services()
         ae = AE(ae_title=ae_title)
         ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
         ae.network_timeout = 120
