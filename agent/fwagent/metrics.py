@@ -10,11 +10,14 @@ in the exposition. Counts are per agent process (they start at zero on each star
 ``fwagent_dropped_instances_total``
     instances acknowledged but dropped because they carry the dicom-send tag
 ``fwagent_quarantined_instances_total``
-    instances kept in spool/quarantine as unreadable
+    instances kept in spool/quarantine (unreadable, cut short, or missing a UID)
 ``fwagent_receive_errors_total``
     C-STOREs answered with an error status (0xA700 out of resources, 0xC000)
-``fwagent_refused_associations_total{reason="host"|"tls"|"ae_title"}``
-    connections refused
+``fwagent_refused_associations_total{reason=...}``
+    connections refused: ``host`` (not in allowed_hosts), ``host_limit``
+    (push.max_associations_per_host), ``idle`` (no association request within 5 s),
+    ``tls`` (handshake failed), ``ae_title`` (not in allowed_calling_aets), ``limit`` (the
+    agent's total association limit), ``called_ae``, ``other``
 ``fwagent_uploaded_series_total{placement=..., calling_ae=...}``
     series (acquisitions) uploaded and confirmed by Flywheel
 ``fwagent_uploaded_instances_total``
