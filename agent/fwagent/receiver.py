@@ -112,7 +112,10 @@ class Spool:
         return path
 
     def instance_path(self, series_uid: str, sop_uid: str) -> Path:
-        return inside(self.series_dir(series_uid), safe_component(sop_uid, ".dcm"))
+        # the series folder is proven inside the spool; a safe component is one plain name
+        # (never "..", no separator), and os.replace renames over a link rather than
+        # through it, so the file needs no second proof (each costs a realpath per call)
+        return self.series_dir(series_uid) / safe_component(sop_uid, ".dcm")
 
     def work_dir(self, series_uid: str) -> Path:
         """The series' folder under ``work`` (never ``work`` itself or anything above)."""

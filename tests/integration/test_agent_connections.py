@@ -226,6 +226,13 @@ def test_disallowed_host_gets_association_rejected(
         caplog.text
     )
     assert agent.state.queue_depth() == 0
+    # a disallowed AE title reads the same to the scanner, and is counted as before
+    by_title = make_agent(allowed_calling_aets=["SCANNER1"])
+    before = refused("ae_title")
+    result = peers.storescu(by_title.config.push.port, paths, aet="INTRUDER")
+    assert "Association Rejected" in result.stderr, result.stderr
+    assert refused("ae_title") == before + 1
+    assert "rejected association from AE 'INTRUDER': calling AE title not in" in caplog.text
 
 
 # ---- 18.10: idle connections and a per-host cap ----------------------------------------
