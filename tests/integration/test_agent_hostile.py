@@ -211,6 +211,31 @@ def test_instance_without_study_uid_is_refused_and_nothing_fails_forever(
     }
 
 
+def test_spooled_instance_without_study_uid_is_quarantined_not_failed_forever(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    """A spool from a release that acknowledged such instances: the pipeline sets them
+    aside with the reason and uploads the rest of the series."""
+    agent = make_agent()
+    spec = SeriesSpec(count=3, patient_id="fw://unknown/x/old")
+    paths = write_series(tmp_path / "old", spec)
+    ds = pydicom.dcmread(paths[0])
+    del ds.StudyInstanceUID
+    ds.save_as(paths[0])
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        dest = agent.spool.instance_path(spec.series_uid, ds.SOPInstanceUID)
+        dest.write_bytes(path.read_bytes())
+        agent.state.record_instance(
+            ds.SOPInstanceUID, spec.series_uid, spec.study_uid, dest, dest.stat().st_size
+        )
+    wait_until(lambda: settled(agent, 1))
+    (entry,) = agent.state.quarantined()
+    assert entry["reason"] == "no StudyInstanceUID: cannot be placed in Flywheel"
+    assert agent.state.failures() == []
+    assert [len(files) for files in uploaded_members(fw).values()] == [2]
+
+
 # ---- 18.4: truncated datasets ----------------------------------------------------------
 
 
