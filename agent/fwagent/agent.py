@@ -1,5 +1,5 @@
-"""The running agent: push Storage SCP + pipeline sweeper (+ pull, + metrics listener with
-the status page)."""
+"""The running agent: push Storage SCP + pipeline sweeper (+ pull, + Q/R, + metrics listener
+with the status page)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ class Agent:
         self.push: StorageSCP | None = None
         self.pull: Any = None
         self.web: Any = None
+        self.qr: Any = None
 
     def start(self) -> None:
         found = recover_spool(self.spool, self.state)
@@ -108,6 +109,10 @@ class Agent:
             from . import pull
 
             self.pull = pull.start(config, self.state, self.pipeline)
+        if config.qr.enabled:
+            from . import qr
+
+            self.qr = qr.start(config)
         self.pipeline.start()
 
     def stop(self) -> None:
@@ -117,6 +122,9 @@ class Agent:
         if self.pull is not None:
             self.pull.stop()
             self.pull = None
+        if self.qr is not None:
+            self.qr.stop()
+            self.qr = None
         self.pipeline.stop()
         if self.web is not None:
             self.web.stop()

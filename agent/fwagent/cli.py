@@ -1,4 +1,4 @@
-"""``fwagent``: the edge agent's command line (map, run, status, echo).
+"""``fwagent``: the edge agent's command line (map, run, status, echo, qr).
 
 Each sub-command lives in its own module and is imported only when used, so
 ``fwagent map`` stays light and a broken optional piece never stops the others.
@@ -17,6 +17,7 @@ COMMANDS = {
     "run": ("fwagent.commands.run", "run the agent until SIGTERM/SIGINT"),
     "status": ("fwagent.commands.status", "print series counts by state and failures as JSON"),
     "echo": ("fwagent.commands.echo", "C-ECHO the configured peers and check Flywheel"),
+    "qr": ("fwagent.commands.qr", "run only the DICOM Query/Retrieve service (qr section)"),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fwlite.routes import containers, files, paths, site, tags, upload
+from fwlite.routes import containers, file_search, files, paths, site, tags, upload
 from fwlite.routes.admin import faults
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -17,6 +17,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     paths.router,
     upload.router,
     files.by_id,
+    file_search.router,
     containers.router,
     tags.router,
     files.of_container,

@@ -107,6 +107,15 @@ def main(args: argparse.Namespace) -> int:
         checks.append(
             (name, c_echo(q.ae_title, peer.ae_title, peer.host, peer.port, q.tls, args.timeout))
         )
+    if config.qr.enabled:
+        r = config.qr
+        host = "127.0.0.1" if r.host in ("0.0.0.0", "") else r.host
+        name = f"Q/R SCP {r.ae_title}@{host}:{r.port}"
+        if r.peers:
+            calling = r.peers[0].ae_title  # only registered peers may associate
+            checks.append((name, c_echo(calling, r.ae_title, host, r.port, r.tls, args.timeout)))
+        else:
+            checks.append((name, (False, "no qr.peers registered: every peer is refused")))
     checks.append(("Flywheel", flywheel_check(config, args.timeout)))
     ok = True
     for name, (passed, detail) in checks:

@@ -1,0 +1,95 @@
+"""The Q/R service: index + refresher thread + SCP, started by ``fwagent qr`` or ``run``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fwagent.config import AgentConfig
+
+from .index import Index
+from .refresh import Refresher
+from .retrieve import Fetcher
+from .scp import QRServer
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 30.0  # background: files changed since the last pass
+FULL_REFRESH_SECONDS = 600.0  # background: every file, to drop deleted / no longer visible
+FRESH_SECONDS = 2.0  # a request first refreshes when the last pass is older than this
+
+
+def index_path(config: AgentConfig) -> Path:
+    return Path(config.spool_dir) / "qr-index.sqlite"
+
+
+def new_client(api_key: str) -> Any:
+    os.environ.setdefault("FLYWHEEL_SDK_CONNECT_TIMEOUT", "10")
+    import flywheel
+
+    return flywheel.Client(api_key)
+
+
+class QRService:
+    def __init__(self, config: AgentConfig, client: Any = None) -> None:
+        self.config = config
+        self.client = client if client is not None else new_client(config.flywheel.api_key)
+        self.index = Index(index_path(config), config.flywheel.api_key)
+        work = Path(config.spool_dir) / "qr-work"
+        self.refresher = Refresher(self.index, self.client, work)
+        self.server = QRServer(config.qr, self.index, Fetcher(self.client, work), self._fresh)
+        self._last = 0.0
+        self._last_full = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self, full: bool = False, wait: bool = True) -> None:
+        self._last = time.monotonic()  # also after a failure: do not hammer a Flywheel that is down
+        try:
+            report = self.refresher.refresh(full=full, wait=wait)
+        except Exception as exc:  # noqa: BLE001 - Flywheel down: answer from the index
+            log.warning("qr: index refresh failed (answering from the index): %s", exc)
+            return
+        if report is None:  # another pass is running (the first full one may take long)
+            return
+        if report.full:
+            self._last_full = time.monotonic()
+        if report.indexed or report.removed or report.failed:
+            log.info(
+                "qr: index %s refresh: %d files listed, %d indexed, %d removed, %d failed",
+                "full" if report.full else "quick",
+                report.listed, report.indexed, report.removed, report.failed,
+            )  # fmt: skip
+
+    def _fresh(self) -> None:
+        if time.monotonic() - self._last > FRESH_SECONDS:
+            self.refresh(wait=False)
+
+    def start(self) -> None:
+        """Listen at once; the first (full) refresh runs in the background, requests are
+        answered from what is indexed so far."""
+        self.server.start()
+        self._thread = threading.Thread(target=self._loop, name="qr-refresh", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _loop(self) -> None:
+        self.refresh(full=True)
+        while not self._stop.wait(REFRESH_SECONDS):
+            full = time.monotonic() - self._last_full > FULL_REFRESH_SECONDS
+            self.refresh(full=full)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.index.close()

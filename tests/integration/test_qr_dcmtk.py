@@ -1,0 +1,360 @@
+"""Q/R service with dcmtk's findscu, movescu (to a storescp) and getscu, against data the
+agent itself uploaded to fwlite (storescu -> ``fwagent run`` with push + qr -> fwlite) plus
+single DICOM files other toolkits wrote, uploaded through the SDK."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from tests.integration.qr_support import (
+    QR_AET,
+    Site,
+    dataset_bytes,
+    findscu,
+    generate,
+    pynetdicom_find,
+    upload_single_files,
+    values,
+)
+from tests.support import agent_process, peers
+from tests.support.fwlite_server import FwliteServer
+from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class Env:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.qr_port = peers.free_port()
+        self.store_port = peers.free_port()  # storescp accepting every syntax
+        self.plain_port = peers.free_port()  # storescp accepting uncompressed only
+        self.site = Site()
+        self.config: Path = root / "agent.yaml"
+        self.fwlite: FwliteServer
+        self.agent: subprocess.Popen[bytes]
+
+    def storescp(self, name: str, accept_all: bool = True) -> tuple[Any, Path]:
+        out = self.root / f"received-{name}-{peers.free_port()}"
+        port = self.store_port if accept_all else self.plain_port
+        # +B: the file holds exactly the bytes that came over the wire
+        extra = ["+B", "+xa"] if accept_all else ["+B"]
+        return peers.start_storescp(out, port, extra=extra), out
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    peers.require("storescu", "storescp", "findscu", "movescu", "getscu")
+    root = tmp_path_factory.mktemp("qr")
+    env = Env(root)
+    env.fwlite = FwliteServer(root / "fwlite").start()
+    qr = {
+        "enabled": True,
+        "ae_title": QR_AET,
+        "host": "127.0.0.1",
+        "port": env.qr_port,
+        "max_results": 50,
+        "peers": [
+            {"ae_title": "FINDSCU", "port": 1, "find": True, "move": False, "get": False},
+            {"ae_title": "MOVESCU", "port": 1, "find": True, "move": True, "get": False},
+            {"ae_title": "GETSCU", "port": 1, "find": False, "move": False, "get": True},
+            {"ae_title": "STORESCP", "port": env.store_port, "find": False, "move": False},
+            {"ae_title": "PLAINSCP", "port": env.plain_port, "find": False, "move": False},
+        ],
+    }
+    path, push_port = agent_process.write_config(root, env.fwlite, quiet=0.5, qr=qr)
+    env.config = path
+    env.agent = agent_process.start_agent(path, push_port, root / "agent.log")
+    try:
+        peers.wait_for_port(env.qr_port)
+        pushed, samples = generate(root / "data")
+        done = peers.storescu(push_port, pushed)
+        assert done.returncode == 0, done.stderr
+        upload_single_files(env.fwlite.client(), samples)
+        for p in [*pushed, *samples]:
+            env.site.add(p)
+        wait_until(lambda: agent_process.status(path)["series"].get("uploaded") == 4, timeout=60)
+        # the index catches up by itself (quick refresh before a request)
+        total = len(env.site.studies)
+        wait_until(lambda: len(findscu(env.qr_port, "STUDY", {"StudyInstanceUID": ""})[0]) == total)
+        yield env
+    finally:
+        agent_process.stop_agent(env.agent)
+        env.fwlite.stop()
+
+
+# -- C-FIND --------------------------------------------------------------------------------
+
+
+def test_find_counts_per_level_study_and_patient_root(env: Env) -> None:
+    site = env.site
+    studies, done, _ = findscu(
+        env.qr_port,
+        "STUDY",
+        {"StudyInstanceUID": "", "ModalitiesInStudy": "", "NumberOfStudyRelatedInstances": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert values(studies, "StudyInstanceUID") == sorted(site.studies)  # each study once
+    for answer in studies:
+        assert int(answer.NumberOfStudyRelatedInstances) == len(
+            site.studies[answer.StudyInstanceUID]
+        )
+        assert answer.RetrieveAETitle == QR_AET
+
+    patients, _, _ = findscu(
+        env.qr_port,
+        "PATIENT",
+        {
+            "PatientID": "PAT-A",
+            "PatientName": "",
+            "NumberOfPatientRelatedStudies": "",
+            "NumberOfPatientRelatedInstances": "",
+        },
+        model="-P",
+    )
+    assert len(patients) == 1
+    assert str(patients[0].PatientName) == "Doe^John"
+    assert int(patients[0].NumberOfPatientRelatedStudies) == 2
+    assert int(patients[0].NumberOfPatientRelatedInstances) == 9
+
+    brain = next(s for s in studies if len(site.studies[s.StudyInstanceUID]) == 5)
+    series, _, _ = findscu(
+        env.qr_port, "SERIES",
+        {"StudyInstanceUID": brain.StudyInstanceUID, "SeriesInstanceUID": "", "SeriesDescription": "", "NumberOfSeriesRelatedInstances": ""},
+    )  # fmt: skip
+    assert sorted(
+        (str(s.SeriesDescription), int(s.NumberOfSeriesRelatedInstances)) for s in series
+    ) == [("T1", 3), ("T2", 2)]
+
+    t1 = next(s for s in series if s.SeriesDescription == "T1")
+    images, _, _ = findscu(
+        env.qr_port, "IMAGE",
+        {"StudyInstanceUID": brain.StudyInstanceUID, "SeriesInstanceUID": t1.SeriesInstanceUID, "SOPInstanceUID": "", "InstanceNumber": ""},
+    )  # fmt: skip
+    assert values(images, "SOPInstanceUID") == sorted(site.series[t1.SeriesInstanceUID])
+    assert values(images, "InstanceNumber") == ["1", "2", "3"]
+
+    # patient root down to IMAGE for patient B: one instance
+    images_b, _, _ = findscu(
+        env.qr_port, "IMAGE", {"PatientID": "PAT-B", "SOPInstanceUID": ""}, model="-P"
+    )
+    assert len(images_b) == 1
+
+
+def test_find_wildcards_ranges_and_lists(env: Env) -> None:
+    def study_descriptions(**keys: str) -> list[str]:
+        answers, done, _ = findscu(env.qr_port, "STUDY", {"StudyDescription": "", **keys})
+        assert done.returncode == 0, done.stderr
+        return values(answers, "StudyDescription")
+
+    # PN: case-insensitive wildcard
+    assert study_descriptions(PatientName="doe*") == ["Brain MRI", "Knee"]
+    assert study_descriptions(PatientName="Sm?th^Anna") == ["Chest [PA]"]
+    # LO: case-sensitive wildcards, brackets are literal
+    assert study_descriptions(StudyDescription="Br?in*") == ["Brain MRI"]
+    assert study_descriptions(StudyDescription="brain*") == []
+    assert study_descriptions(StudyDescription="Chest [PA]") == ["Chest [PA]"]
+    # DA ranges, open and closed, single date
+    assert study_descriptions(StudyDate="20200101-20211231") == ["Brain MRI", "Knee"]
+    assert study_descriptions(StudyDate="-20200101", PatientID="PAT-*") == ["Chest [PA]"]
+    assert study_descriptions(StudyDate="20210315") == ["Knee"]
+    # TM range
+    assert study_descriptions(StudyTime="1500-1600") == ["Chest [PA]"]
+    # list of UIDs
+    uids = sorted(env.site.studies)[:2]
+    answers, _, _ = findscu(env.qr_port, "STUDY", {"StudyInstanceUID": "\\".join(uids)})
+    assert values(answers, "StudyInstanceUID") == uids
+    # wildcard on a UID is not allowed by PS3.4: a literal match, so nothing
+    assert findscu(env.qr_port, "STUDY", {"StudyInstanceUID": "1.2*"})[0] == []
+    # a series-level modality in the study's list
+    assert study_descriptions(ModalitiesInStudy="CT") == ["Knee", "e+1"]  # + CT_small.dcm
+
+
+def test_unregistered_or_unauthorised_caller(env: Env) -> None:
+    answers, done, _ = findscu(env.qr_port, "STUDY", {"StudyInstanceUID": ""}, aet="INTRUDER")
+    assert answers == []
+    assert "reject" in (done.stdout + done.stderr).lower()
+    # GETSCU is registered but may not C-FIND: refused with a status, association kept
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    ((answer,),) = pynetdicom_find(env.qr_port, [query], aet="GETSCU")
+    assert answer == (0x0124, None)
+
+
+def test_malformed_identifiers_get_a_failure_status_on_a_kept_association(env: Env) -> None:
+    def request(**keys: str) -> Dataset:
+        ds = Dataset()
+        for key, value in keys.items():
+            setattr(ds, key, value)
+        return ds
+
+    no_level = request(StudyInstanceUID="")
+    bad_level = request(QueryRetrieveLevel="PATIENT", PatientID="")  # not in Study Root
+    bad_date = request(QueryRetrieveLevel="STUDY", StudyDate="2020-13-45x")
+    list_on_lo = request(QueryRetrieveLevel="STUDY", StudyDescription="Knee\\Chest")
+    good = request(QueryRetrieveLevel="STUDY", PatientID="PAT-B", StudyDescription="")
+    results = pynetdicom_find(env.qr_port, [no_level, bad_level, bad_date, list_on_lo, good])
+    for answers in results[:4]:
+        assert [status for status, _ in answers] == [0xA900]
+    assert [s for s, _ in results[4]] == [0xFF00, 0x0000]
+    assert results[4][0][1].StudyDescription == "Chest [PA]"
+
+
+# -- C-MOVE --------------------------------------------------------------------------------
+
+
+def _movescu(
+    port: int, dest: str, level: str, keys: dict[str, str], aet: str = "MOVESCU"
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        "movescu",
+        "-S",
+        "-aet",
+        aet,
+        "-aec",
+        QR_AET,
+        "-aem",
+        dest,
+        "-k",
+        f"QueryRetrieveLevel={level}",
+    ]
+    for key, value in keys.items():
+        command += ["-k", f"{key}={value}"]
+    command += ["127.0.0.1", str(port)]
+    return subprocess.run(command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=120)
+
+
+def _received(out: Path) -> dict[str, Path]:
+    found = {}
+    for path in out.iterdir():
+        if path.is_file():
+            found[pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID] = path
+    return found
+
+
+def test_move_study_to_storescp_arrives_byte_equal(env: Env) -> None:
+    study = next(s for s, sops in env.site.studies.items() if len(sops) == 5)
+    proc, out = env.storescp("move")
+    try:
+        done = _movescu(env.qr_port, "STORESCP", "STUDY", {"StudyInstanceUID": study})
+        assert done.returncode == 0, done.stderr
+        received = wait_until(lambda: (r := _received(out)) and len(r) == 5 and r)
+    finally:
+        peers.stop(proc)
+    assert sorted(received) == sorted(env.site.studies[study])
+    for sop, path in received.items():
+        assert dataset_bytes(path) == dataset_bytes(env.site.files[sop])
+
+
+def test_move_to_unknown_destination_is_a801_and_nothing_sent(env: Env) -> None:
+    study = sorted(env.site.studies)[0]
+    done = _movescu(env.qr_port, "NOBODY", "STUDY", {"StudyInstanceUID": study})
+    assert done.returncode != 0
+    assert "movedestinationunknown" in (done.stdout + done.stderr).lower()
+
+
+def test_move_nothing_matching_opens_no_store_association(env: Env) -> None:
+    proc, out = env.storescp("empty")
+    try:
+        done = _movescu(env.qr_port, "STORESCP", "STUDY", {"StudyInstanceUID": "1.2.3.4.5.6.7"})
+        assert done.returncode == 0, done.stderr
+    finally:
+        peers.stop(proc)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+    assert list(out.iterdir()) == []
+    assert "association received" not in err.lower()
+
+
+def test_move_compressed_to_uncompressed_only_destination_is_transcoded(env: Env) -> None:
+    jpeg = next(sop for sop, path in env.site.files.items() if path.name == "SC_rgb_jpeg_gdcm.dcm")
+    original = pydicom.dcmread(env.site.files[jpeg])
+    proc, out = env.storescp("plain", accept_all=False)
+    try:
+        done = _movescu(
+            env.qr_port,
+            "PLAINSCP",
+            "IMAGE",
+            {
+                "StudyInstanceUID": original.StudyInstanceUID,
+                "SeriesInstanceUID": original.SeriesInstanceUID,
+                "SOPInstanceUID": jpeg,
+            },
+        )
+        assert done.returncode == 0, done.stderr
+        received = wait_until(lambda: _received(out))
+    finally:
+        peers.stop(proc)
+    got = pydicom.dcmread(received[jpeg])
+    assert not got.file_meta.TransferSyntaxUID.is_compressed
+    assert (got.pixel_array == original.pixel_array).all()  # lossless JPEG: same pixels
+    # to a destination that takes JPEG it goes unchanged
+    proc, out = env.storescp("jpeg")
+    try:
+        done = _movescu(
+            env.qr_port,
+            "STORESCP",
+            "IMAGE",
+            {
+                "StudyInstanceUID": original.StudyInstanceUID,
+                "SeriesInstanceUID": original.SeriesInstanceUID,
+                "SOPInstanceUID": jpeg,
+            },
+        )
+        received = wait_until(lambda: _received(out))
+    finally:
+        peers.stop(proc)
+    assert dataset_bytes(received[jpeg]) == dataset_bytes(env.site.files[jpeg])
+
+
+# -- C-GET ---------------------------------------------------------------------------------
+
+
+def test_get_series_and_samples_byte_equal(env: Env, tmp_path: Path) -> None:
+    for sop, path in env.site.files.items():
+        if path.parent.name != "samples":
+            continue
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        out = tmp_path / sop
+        out.mkdir()
+        command = ["getscu", "+B", "-S", "-aet", "GETSCU", "-aec", QR_AET, "-od", str(out)]
+        command += [
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            f"StudyInstanceUID={ds.StudyInstanceUID}",
+        ]
+        command += [
+            "-k",
+            f"SeriesInstanceUID={ds.SeriesInstanceUID}",
+            "-k",
+            f"SOPInstanceUID={sop}",
+        ]
+        command += ["127.0.0.1", str(env.qr_port)]
+        done = subprocess.run(
+            command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        received = _received(out)
+        assert list(received) == [sop]
+        got, original = pydicom.dcmread(received[sop]), pydicom.dcmread(path)
+        if original.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian:
+            assert dataset_bytes(received[sop]) == dataset_bytes(path), path.name
+        elif original.file_meta.TransferSyntaxUID.is_compressed:  # getscu offers uncompressed
+            assert not got.file_meta.TransferSyntaxUID.is_compressed
+            assert (got.pixel_array == original.pixel_array).all()
+        else:  # implicit VR stored, explicit VR negotiated: the same elements
+            assert got == original
+
+
+def test_echo_checks_the_qr_service(env: Env) -> None:
+    done = agent_process.fwagent("echo", "--config", str(env.config))
+    line = next(line for line in done.stdout.splitlines() if "Q/R SCP" in line)
+    assert line.startswith("OK"), done.stdout
