@@ -73,7 +73,7 @@ def generate(tmp: Path) -> tuple[list[Path], list[Path]]:
     for name in SAMPLES:
         target = tmp / "samples" / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(get_testdata_file(name), target)
+        shutil.copy(str(get_testdata_file(name)), target)
         samples.append(target)
     return pushed, samples
 
@@ -111,7 +111,7 @@ def findscu(
         command += ["-k", f"{key}={value}" if value else key]
     command += ["127.0.0.1", str(port)]
     done = subprocess.run(command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=60)
-    answers = [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+    answers: list[pydicom.Dataset] = [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
     return answers, done, out
 
 

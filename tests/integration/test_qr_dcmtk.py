@@ -5,12 +5,14 @@ single DICOM files other toolkits wrote, uploaded through the SDK."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
+import yaml
 from pydicom.dataset import Dataset
 
 from tests.integration.qr_support import (
@@ -205,7 +207,8 @@ def test_malformed_identifiers_get_a_failure_status_on_a_kept_association(env: E
     for answers in results[:4]:
         assert [status for status, _ in answers] == [0xA900]
     assert [s for s, _ in results[4]] == [0xFF00, 0x0000]
-    assert results[4][0][1].StudyDescription == "Chest [PA]"
+    answer = results[4][0][1]
+    assert answer is not None and answer.StudyDescription == "Chest [PA]"
 
 
 # -- C-MOVE --------------------------------------------------------------------------------
@@ -358,3 +361,154 @@ def test_echo_checks_the_qr_service(env: Env) -> None:
     done = agent_process.fwagent("echo", "--config", str(env.config))
     line = next(line for line in done.stdout.splitlines() if "Q/R SCP" in line)
     assert line.startswith("OK"), done.stdout
+
+
+# -- C-CANCEL ------------------------------------------------------------------------------
+
+
+def test_cancel_during_c_get_stops_between_sub_operations(env: Env) -> None:
+    """A C-CANCEL sent when the first instance arrives: the SCP stops before the next one
+    and answers Cancel (0xFE00) with the counts so far."""
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        CTImageStorage,
+        MRImageStorage,
+        StudyRootQueryRetrieveInformationModelGet,
+    )
+
+    study = next(s for s, sops in env.site.studies.items() if len(sops) == 5)
+    received: list[str] = []
+    assoc_box: list[Any] = []
+
+    def on_store(event: evt.Event) -> int:
+        received.append(event.dataset.SOPInstanceUID)
+        if len(received) == 1:
+            assoc = assoc_box[0]
+            assoc.send_c_cancel(1, None, query_model=StudyRootQueryRetrieveInformationModelGet)
+        return 0x0000
+
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(MRImageStorage)
+    ae.add_requested_context(CTImageStorage)
+    roles: list[Any] = [
+        build_role(MRImageStorage, scp_role=True),
+        build_role(CTImageStorage, scp_role=True),
+    ]
+    assoc = ae.associate(
+        "127.0.0.1", env.qr_port, ae_title=QR_AET, ext_neg=roles,
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )  # fmt: skip
+    assert assoc.is_established
+    assoc_box.append(assoc)
+    request = Dataset()
+    request.QueryRetrieveLevel = "STUDY"
+    request.StudyInstanceUID = study
+    try:
+        statuses = [
+            int(status.Status)
+            for status, _ in assoc.send_c_get(
+                request, StudyRootQueryRetrieveInformationModelGet, msg_id=1
+            )
+        ]
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0xFE00
+    assert 1 <= len(received) < 5
+
+
+# -- Orthanc as the client, and `fwagent qr` alone ------------------------------------------
+
+
+def test_orthanc_queries_and_retrieves_through_fwagent_qr(env: Env, tmp_path: Path) -> None:
+    from tests.support.orthanc import OrthancServer
+
+    qr_port = peers.free_port()
+    orthanc = OrthancServer(
+        tmp_path / "orthanc", aet="ORTHANC", modalities={"fwqr": ("FWQR", "127.0.0.1", qr_port)}
+    ).start()
+    config = {
+        "flywheel": {"api_key": env.fwlite.api_key},
+        "spool_dir": str(tmp_path / "qr-spool"),
+        "qr": {
+            "enabled": True,
+            "ae_title": "FWQR",
+            "port": qr_port,
+            "peers": [{"ae_title": "ORTHANC", "port": orthanc.dicom_port}],
+        },
+    }
+    path = tmp_path / "qr.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "qr.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fwagent", "qr", "--config", str(path)],
+            cwd=agent_process.REPO, stdout=out, stderr=out,
+        )  # fmt: skip
+    try:
+        peers.wait_for_port(qr_port)
+
+        def query(level: str, keys: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+            found = orthanc.rest(
+                "POST", "/modalities/fwqr/query", json={"Level": level, "Query": keys}
+            )
+            answers = orthanc.rest("GET", f"/queries/{found['ID']}/answers")
+            contents = [
+                orthanc.rest("GET", f"/queries/{found['ID']}/answers/{a}/content?simplify")
+                for a in answers
+            ]
+            return found["ID"], contents
+
+        # the new process indexes the site by itself; wildcard + range, exact answers
+        def doe_since_2020() -> tuple[str, list[dict[str, Any]]] | None:
+            keys = {"PatientName": "DOE*", "StudyDate": "20200101-", "StudyDescription": ""}
+            found = query("Study", keys)
+            return found if len(found[1]) == 2 else None  # the first indexing pass is done
+
+        query_id, studies = wait_until(doe_since_2020)
+        assert sorted(s["StudyDescription"] for s in studies) == ["Brain MRI", "Knee"]
+        _, series = query(
+            "Series",
+            {
+                "StudyInstanceUID": studies[0]["StudyInstanceUID"],
+                "SeriesInstanceUID": "",
+                "NumberOfSeriesRelatedInstances": "",
+            },
+        )
+        expected = sorted(
+            len(v)
+            for k, v in env.site.series.items()
+            if k in {s["SeriesInstanceUID"] for s in series}
+        )
+        assert sorted(int(s["NumberOfSeriesRelatedInstances"]) for s in series) == expected
+
+        # retrieve both studies (C-MOVE to Orthanc itself), then one series by /move
+        orthanc.rest(
+            "POST",
+            f"/queries/{query_id}/retrieve",
+            json={"TargetAet": "ORTHANC", "Synchronous": True},
+        )
+        wanted = [sop for s in studies for sop in env.site.studies[s["StudyInstanceUID"]]]
+        assert orthanc.instance_count() == len(wanted) == 9
+        for sop in wanted:
+            (instance,) = orthanc.rest(
+                "POST", "/tools/find", json={"Level": "Instance", "Query": {"SOPInstanceUID": sop}}
+            )
+            got = orthanc.rest("GET", f"/instances/{instance}/file")
+            held = tmp_path / "held.dcm"
+            held.write_bytes(got)
+            assert dataset_bytes(held) == dataset_bytes(env.site.files[sop])
+
+        orthanc.delete_all()
+        c_study = next(
+            s for s, sops in env.site.studies.items() if env.site.files[sops[0]].parent.name == "c"
+        )
+        c_series = next(k for k, v in env.site.series.items() if v == env.site.studies[c_study])
+        orthanc.rest(
+            "POST", "/modalities/fwqr/move",
+            json={"Level": "Series", "Resources": [{"StudyInstanceUID": c_study, "SeriesInstanceUID": c_series}], "TargetAet": "ORTHANC", "Synchronous": True},
+        )  # fmt: skip
+        assert orthanc.series_instance_count(c_series) == 1
+    finally:
+        agent_process.stop_agent(proc)
+        orthanc.stop()
