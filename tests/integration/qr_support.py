@@ -75,7 +75,23 @@ def generate(tmp: Path) -> tuple[list[Path], list[Path]]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(str(get_testdata_file(name)), target)
         samples.append(target)
+    samples.append(undecodable_jpeg(tmp / "samples" / "broken_jpeg.dcm"))
     return pushed, samples
+
+
+def undecodable_jpeg(path: Path) -> Path:
+    """A JPEG Lossless instance (own UIDs) whose compressed stream is garbage: its header
+    is fine, its pixels cannot be decompressed."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(str(get_testdata_file("SC_rgb_jpeg_gdcm.dcm")))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyDescription = "Broken JPEG"
+    ds.PixelData = encapsulate([b"\xff\xd8" + bytes(range(256)) * 4])
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def upload_single_files(fw: Any, paths: list[Path]) -> None:
