@@ -189,6 +189,46 @@ def test_unregistered_or_unauthorised_caller(env: Env) -> None:
     query.StudyInstanceUID = ""
     ((answer,),) = pynetdicom_find(env.qr_port, [query], aet="GETSCU")
     assert answer == (0x0124, None)
+    # a registered peer calling the wrong AE title is rejected too
+    done = subprocess.run(
+        ["findscu", "-S", "-aet", "FINDSCU", "-aec", "NOTFWQR", "-k", "QueryRetrieveLevel=STUDY"]
+        + ["127.0.0.1", str(env.qr_port)],
+        env=peers.PEER_ENV, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0 and "called ae title not recognized" in done.stderr.lower()
+    # MOVESCU may not C-GET, GETSCU may not C-MOVE: a failure status, nothing sent
+    assert _retrieve_status(env, "GETSCU", "move") == 0xC514
+    assert _retrieve_status(env, "MOVESCU", "get") == 0xC413
+
+
+def _retrieve_status(env: Env, aet: str, kind: str) -> int:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelMove,
+    )
+
+    model = (
+        StudyRootQueryRetrieveInformationModelMove
+        if kind == "move"
+        else StudyRootQueryRetrieveInformationModelGet
+    )
+    ae = AE(ae_title=aet)
+    ae.add_requested_context(model)
+    assoc = ae.associate("127.0.0.1", env.qr_port, ae_title=QR_AET)
+    assert assoc.is_established
+    request = Dataset()
+    request.QueryRetrieveLevel = "STUDY"
+    request.StudyInstanceUID = sorted(env.site.studies)[0]
+    try:
+        if kind == "move":
+            answers = list(assoc.send_c_move(request, "STORESCP", model))
+        else:
+            answers = list(assoc.send_c_get(request, model))
+        assert assoc.is_established
+    finally:
+        assoc.release()
+    return int(answers[-1][0].Status)
 
 
 def test_malformed_identifiers_get_a_failure_status_on_a_kept_association(env: Env) -> None:

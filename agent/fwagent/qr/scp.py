@@ -128,6 +128,7 @@ class QRServer:
                 str(context.abstract_syntax), GET_SYNTAXES, scu_role=False, scp_role=True
             )
         ae.require_calling_aet = list(self.peers) or [NOBODY]
+        ae.require_called_aet = True  # a peer configured with the wrong AE title is told so
         if not self.peers:
             log.warning("qr: no peers registered, every association will be refused")
         handlers: list[Any] = [
