@@ -54,3 +54,19 @@ def test_bad_qr_values_name_the_key(tmp_path: Path, text: str, key: str) -> None
     path.write_text(text)
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_config(path, environ={})
+
+
+def test_fwagent_qr_without_api_key_says_so(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"spool_dir: {tmp_path}\nqr: {{enabled: true, peers: [{{ae_title: PACS}}]}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FWAGENT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "fwagent", "qr", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == "fwagent qr: no Flywheel API key (flywheel.api_key)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,8 @@ class Index:
 
     # -- meta ------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -162,7 +163,10 @@ class Index:
 
     # -- sources ---------------------------------------------------------------------------
     def sources(self) -> dict[str, Source]:
-        rows = self.db.execute("SELECT file_id, version, parent_id, name, modified FROM sources")
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT file_id, version, parent_id, name, modified FROM sources"
+            ).fetchall()
         return {r[0]: Source(r[0], int(r[1]), r[2], r[3], r[4] or "") for r in rows}
 
     def put_source(
@@ -307,6 +311,3 @@ class Index:
                 t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
                 for t in ("sources", "instances", "series", "studies", "patients")
             }
-
-    def iter_sources(self) -> Iterator[Source]:
-        yield from self.sources().values()
