@@ -138,7 +138,12 @@ def bench_find(work: Path) -> None:
         for size in SIZES:
             port = peers.free_port()
             service = QRService(
-                _config(work / f"find-{size}", fwlite, port, [{"ae_title": "BENCH"}]),
+                _config(
+                    work / f"find-{size}",
+                    fwlite,
+                    port,
+                    [{"ae_title": "BENCH", "host": "127.0.0.1", "port": 104}],
+                ),
                 fwlite.client(),
             )
             try:
@@ -186,8 +191,8 @@ def bench_move(work: Path) -> None:
         with FwliteServer(work / "fwlite-move") as fwlite:
             seed_series(fwlite.client(), work, spec)  # the agent's own zip + upload path
             peer_list: list[dict[str, Any]] = [
-                {"ae_title": "BENCH"},
-                {"ae_title": "STORESCP", "port": scp_port},
+                {"ae_title": "BENCH", "host": "127.0.0.1", "port": 104},
+                {"ae_title": "STORESCP", "host": "127.0.0.1", "port": scp_port},
             ]
             service = QRService(_config(work / "move", fwlite, qr_port, peer_list), fwlite.client())
             try:

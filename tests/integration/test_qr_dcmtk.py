@@ -30,6 +30,7 @@ from tests.support.fwlite_server import FwliteServer
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
+LOCAL = "127.0.0.1"
 
 
 class Env:
@@ -64,11 +65,44 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "port": env.qr_port,
         "max_results": 50,
         "peers": [
-            {"ae_title": "FINDSCU", "port": 1, "find": True, "move": False, "get": False},
-            {"ae_title": "MOVESCU", "port": 1, "find": True, "move": True, "get": False},
-            {"ae_title": "GETSCU", "port": 1, "find": False, "move": False, "get": True},
-            {"ae_title": "STORESCP", "port": env.store_port, "find": False, "move": False},
-            {"ae_title": "PLAINSCP", "port": env.plain_port, "find": False, "move": False},
+            {
+                "ae_title": "FINDSCU",
+                "host": LOCAL,
+                "port": 1,
+                "find": True,
+                "move": False,
+                "get": False,
+            },
+            {
+                "ae_title": "MOVESCU",
+                "host": LOCAL,
+                "port": 1,
+                "find": True,
+                "move": True,
+                "get": False,
+            },
+            {
+                "ae_title": "GETSCU",
+                "host": LOCAL,
+                "port": 1,
+                "find": False,
+                "move": False,
+                "get": True,
+            },
+            {
+                "ae_title": "STORESCP",
+                "host": LOCAL,
+                "port": env.store_port,
+                "find": False,
+                "move": False,
+            },
+            {
+                "ae_title": "PLAINSCP",
+                "host": LOCAL,
+                "port": env.plain_port,
+                "find": False,
+                "move": False,
+            },
         ],
     }
     path, push_port = agent_process.write_config(root, env.fwlite, quiet=0.5, qr=qr)
@@ -477,7 +511,7 @@ def test_orthanc_queries_and_retrieves_through_fwagent_qr(env: Env, tmp_path: Pa
             "enabled": True,
             "ae_title": "FWQR",
             "port": qr_port,
-            "peers": [{"ae_title": "ORTHANC", "port": orthanc.dicom_port}],
+            "peers": [{"ae_title": "ORTHANC", "host": LOCAL, "port": orthanc.dicom_port}],
         },
     }
     path = tmp_path / "qr.yaml"

@@ -26,7 +26,11 @@ def test_incremental_and_full_refresh(tmp_path: Path, fwlite: FwliteServer, fw: 
         {
             "flywheel": {"api_key": fwlite.api_key},
             "spool_dir": str(tmp_path / "spool"),
-            "qr": {"enabled": True, "port": 0, "peers": [{"ae_title": "PACS"}]},
+            "qr": {
+                "enabled": True,
+                "port": 11999,
+                "peers": [{"ae_title": "PACS", "host": "127.0.0.1", "port": 104}],
+            },
         }
     )
     service = QRService(config, fw)
