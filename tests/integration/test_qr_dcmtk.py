@@ -339,15 +339,20 @@ def test_move_to_unknown_destination_is_a801_and_nothing_sent(env: Env) -> None:
 
 
 def test_move_nothing_matching_opens_no_store_association(env: Env) -> None:
-    proc, out = env.storescp("empty")
+    out = env.root / f"received-empty-{peers.free_port()}"
+    proc = peers.start_storescp(out, env.store_port, extra=["-v", "+B"])  # logs associations
+    c_study = next(s for s, sops in env.site.studies.items() if len(sops) == 1)
     try:
         done = _movescu(env.qr_port, "STORESCP", "STUDY", {"StudyInstanceUID": "1.2.3.4.5.6.7"})
+        assert done.returncode == 0, done.stderr
+        # then one that matches, so the log shows what an opened association looks like
+        done = _movescu(env.qr_port, "STORESCP", "STUDY", {"StudyInstanceUID": c_study})
         assert done.returncode == 0, done.stderr
     finally:
         peers.stop(proc)
         err = proc.stderr.read().decode() if proc.stderr else ""
-    assert list(out.iterdir()) == []
-    assert "association received" not in err.lower()
+    assert len(list(out.iterdir())) == 1
+    assert err.count("Association Acknowledged") == 1  # (wait_for_port connects too)
 
 
 def test_move_compressed_to_uncompressed_only_destination_is_transcoded(env: Env) -> None:

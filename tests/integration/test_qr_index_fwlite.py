@@ -65,3 +65,114 @@ def test_incremental_and_full_refresh(tmp_path: Path, fwlite: FwliteServer, fw: 
         assert service.index.counts()["studies"] == 1
     finally:
         service.index.close()
+
+
+def test_mutual_tls_findscu_and_echo(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
+    import subprocess
+
+    import yaml
+
+    from tests.support import agent_process, peers
+    from tests.support.tls import make_tls_files
+
+    peers.require("findscu")
+    spec = SeriesSpec(count=2, patient_id="TLS-1")
+    seed_series(fw, tmp_path, spec)
+    files = make_tls_files(tmp_path / "pki")
+    port, scp_port = peers.free_port(), peers.free_port()
+    raw = {
+        "flywheel": {"api_key": fwlite.api_key},
+        "spool_dir": str(tmp_path / "spool"),
+        "push": {"enabled": False},
+        "qr": {
+            "enabled": True,
+            "port": port,
+            "tls": {
+                "enabled": True,
+                "cert": str(files.server_cert),
+                "key": str(files.server_key),
+                "ca": str(files.ca),
+            },
+            "peers": [
+                {"ae_title": "FINDSCU", "host": "127.0.0.1", "port": 104},
+                {"ae_title": "STORESCP", "host": "127.0.0.1", "port": scp_port},
+            ],
+        },
+    }
+    service = QRService(config_from_dict(raw), fw)
+    service.start()
+    try:
+        base = [
+            "findscu",
+            "-S",
+            "-aet",
+            "FINDSCU",
+            "-aec",
+            "FWQR",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+        ]
+        base += ["-k", "PatientID=TLS-1", "-k", "StudyInstanceUID", "+sr"]
+        tls = ["+tls", str(files.client_key), str(files.client_cert), "+cf", str(files.ca)]
+
+        def find(extra: list[str]) -> subprocess.CompletedProcess[str]:
+            command = [*base, *extra, "127.0.0.1", str(port)]
+            return subprocess.run(
+                command, env=peers.PEER_ENV, capture_output=True, text=True, timeout=60
+            )
+
+        def answered() -> bool:
+            done = find(tls)
+            return done.returncode == 0 and spec.study_uid in done.stdout + done.stderr
+
+        from tests.support.polling import wait_until
+
+        wait_until(answered)
+        assert find([]).returncode != 0  # plain DICOM to a TLS port: no association
+
+        # C-MOVE over TLS, and the store association to the destination over TLS too
+        out = tmp_path / "received"
+        server_tls = ["+tls", str(files.server_key), str(files.server_cert), "+cf", str(files.ca)]
+        scp = peers.start_storescp(out, scp_port, extra=server_tls)
+        try:
+            # (this dcmtk's movescu has no TLS: the request goes from pynetdicom)
+            assert _move_over_tls(port, spec.study_uid, files) == 0x0000
+            wait_until(lambda: len(list(out.iterdir())) == 2)
+        finally:
+            peers.stop(scp)
+        # and `fwagent echo` checks it over TLS with the qr.tls files
+        raw["qr"]["tls"].update(cert=str(files.client_cert), key=str(files.client_key))
+        path = tmp_path / "echo.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        done = agent_process.fwagent("echo", "--config", str(path))
+        line = next(x for x in done.stdout.splitlines() if "Q/R SCP" in x)
+        assert line.startswith("OK"), done.stdout
+    finally:
+        service.stop()
+
+
+def _move_over_tls(port: int, study_uid: str, files: Any) -> int:
+    from fwagent.config import TlsConfig
+    from fwagent.tls import client_ssl_context
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelMove as Move,
+    )
+
+    tls = TlsConfig(
+        enabled=True, cert=str(files.client_cert), key=str(files.client_key), ca=str(files.ca)
+    )
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(Move)
+    tls_args = (client_ssl_context(tls), "127.0.0.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="FWQR", tls_args=tls_args)
+    assert assoc.is_established
+    request = Dataset()
+    request.QueryRetrieveLevel = "STUDY"
+    request.StudyInstanceUID = study_uid
+    try:
+        answers = list(assoc.send_c_move(request, "STORESCP", Move))
+    finally:
+        assoc.release()
+    return int(answers[-1][0].Status)

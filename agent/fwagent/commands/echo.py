@@ -38,7 +38,7 @@ def c_echo(
     tls_args: Any = None
     if tls is not None and tls.enabled:
         try:
-            tls_args = (client_ssl_context(tls), "")
+            tls_args = (client_ssl_context(tls), host)  # "" is refused by ssl
         except (OSError, ssl.SSLError) as exc:
             return False, f"cannot load TLS certificates: {exc}"
     assoc = ae.associate(host, port, ae_title=called, tls_args=tls_args)

@@ -234,7 +234,7 @@ class QRServer:
             "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay), (evt.EVT_ACCEPTED, on_accepted)],
         }
         if self.config.tls.enabled:
-            kwargs["tls_args"] = (client_ssl_context(self.config.tls), "")
+            kwargs["tls_args"] = (client_ssl_context(self.config.tls), destination.host)
         yield destination.host, destination.port, kwargs
         yield len(located)  # 0: pynetdicom answers success without opening an association
         yield from self._send(event, located, _accepts(accepted))
