@@ -80,7 +80,7 @@ def test_mutual_tls_findscu_and_echo(tmp_path: Path, fwlite: FwliteServer, fw: A
     seed_series(fw, tmp_path, spec)
     files = make_tls_files(tmp_path / "pki")
     port, scp_port = peers.free_port(), peers.free_port()
-    raw = {
+    raw: dict[str, Any] = {
         "flywheel": {"api_key": fwlite.api_key},
         "spool_dir": str(tmp_path / "spool"),
         "push": {"enabled": False},
