@@ -24,7 +24,7 @@ RUN pip install --no-cache-dir -c constraints.txt '.[agent]' \
 USER 10001:10001
 WORKDIR /var/lib/fwagent
 VOLUME ["/var/lib/fwagent"]
-EXPOSE 11112 11113 9108
+EXPOSE 11112 11113 11114 9108
 
 ENTRYPOINT ["fwagent"]
 CMD ["run"]
