@@ -170,7 +170,7 @@ class QRServer:
     def _on_rejected(event: evt.Event) -> None:
         requestor = event.assoc.requestor
         log.warning(
-            "qr: refused association from %r at %s (not a registered peer)",
+            "qr: refused association from %r at %s (not a registered peer, or wrong called AE)",
             requestor.ae_title, requestor.address,
         )  # fmt: skip
 
