@@ -233,9 +233,12 @@ def test_unregistered_or_unauthorised_caller(env: Env) -> None:
     # MOVESCU may not C-GET, GETSCU may not C-MOVE: a failure status, nothing sent
     assert _retrieve_status(env, "GETSCU", "move") == 0xC514
     assert _retrieve_status(env, "MOVESCU", "get") == 0xC413
+    # a retrieve without the unique key of its level: failure, association kept
+    assert _retrieve_status(env, "MOVESCU", "move", level="SERIES") == 0xC514
+    assert _retrieve_status(env, "GETSCU", "get", level="SERIES") == 0xC413
 
 
-def _retrieve_status(env: Env, aet: str, kind: str) -> int:
+def _retrieve_status(env: Env, aet: str, kind: str, level: str = "STUDY") -> int:
     from pynetdicom import AE
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelGet,
@@ -252,7 +255,7 @@ def _retrieve_status(env: Env, aet: str, kind: str) -> int:
     assoc = ae.associate("127.0.0.1", env.qr_port, ae_title=QR_AET)
     assert assoc.is_established
     request = Dataset()
-    request.QueryRetrieveLevel = "STUDY"
+    request.QueryRetrieveLevel = level
     request.StudyInstanceUID = sorted(env.site.studies)[0]
     try:
         if kind == "move":
