@@ -176,3 +176,59 @@ def _move_over_tls(port: int, study_uid: str, files: Any) -> int:
     finally:
         assoc.release()
     return int(answers[-1][0].Status)
+
+
+def test_unresponsive_flywheel_delays_an_answer_by_seconds_only(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any
+) -> None:
+    """Flywheel accepts the connection and never answers: a C-FIND waits for the refresh it
+    asked for at most FRESH_WAIT_SECONDS, then answers from the index."""
+    import socket
+    import time
+
+    import flywheel
+    from fwagent.qr import service as service_module
+
+    from tests.integration.qr_support import pynetdicom_find
+    from tests.support import peers
+    from tests.support.polling import wait_until
+
+    spec = SeriesSpec(count=2, patient_id="SLOW-1")
+    seed_series(fw, tmp_path, spec)
+    port = peers.free_port()
+    config = config_from_dict(
+        {
+            "flywheel": {"api_key": fwlite.api_key},
+            "spool_dir": str(tmp_path / "spool"),
+            "qr": {
+                "enabled": True,
+                "ae_title": "FWQR",
+                "port": port,
+                "peers": [{"ae_title": "FINDSCU", "host": "127.0.0.1", "port": 104}],
+            },
+        }
+    )
+    service = QRService(config, flywheel.Client(fwlite.api_key))
+    service.start()
+    blackhole = socket.socket()
+    try:
+        wait_until(lambda: service.index.counts()["studies"] == 1)
+        fwlite.stop()
+        blackhole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blackhole.bind(("127.0.0.1", fwlite.port))
+        blackhole.listen(16)  # connections complete in the backlog; nothing ever answers
+        time.sleep(service_module.FRESH_SECONDS + 0.1)  # the index is now "stale"
+        from pydicom.dataset import Dataset
+
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.PatientID = "SLOW-1"
+        query.StudyInstanceUID = ""
+        start = time.monotonic()
+        (answers,) = pynetdicom_find(port, [query])
+        elapsed = time.monotonic() - start
+        assert [status for status, _ in answers] == [0xFF00, 0x0000]
+        assert elapsed < service_module.FRESH_WAIT_SECONDS + 2
+    finally:
+        blackhole.close()  # the stuck request fails, the refresh thread can stop
+        service.stop()

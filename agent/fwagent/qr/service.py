@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 30.0  # background: files changed since the last pass
 FULL_REFRESH_SECONDS = 600.0  # background: every file, to drop deleted / no longer visible
-FRESH_SECONDS = 2.0  # a request first refreshes when the last pass is older than this
+FRESH_SECONDS = 2.0  # a request asks for a pass when the last one is older than this...
+FRESH_WAIT_SECONDS = 3.0  # ...and waits this long for it, then answers from the index
 
 
 def index_path(config: AgentConfig) -> Path:
@@ -45,6 +46,9 @@ class QRService:
         self._last = 0.0
         self._last_full = 0.0
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._waiters: list[threading.Event] = []
+        self._waiters_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def refresh(self, full: bool = False, wait: bool = True) -> None:
@@ -66,8 +70,18 @@ class QRService:
             )  # fmt: skip
 
     def _fresh(self) -> None:
-        if time.monotonic() - self._last > FRESH_SECONDS:
+        """Before a request: a quick pass by the refresh thread, waited for a bounded time
+        (a slow or unreachable Flywheel delays an answer by seconds, never minutes)."""
+        if time.monotonic() - self._last <= FRESH_SECONDS:
+            return
+        if self._thread is None:  # not started (tests, benchmark): refresh here
             self.refresh(wait=False)
+            return
+        done = threading.Event()
+        with self._waiters_lock:
+            self._waiters.append(done)
+        self._wake.set()
+        done.wait(FRESH_WAIT_SECONDS)
 
     def start(self) -> None:
         """Listen at once; the first (full) refresh runs in the background, requests are
@@ -81,13 +95,22 @@ class QRService:
         return self.server.port
 
     def _loop(self) -> None:
-        self.refresh(full=True)
-        while not self._stop.wait(REFRESH_SECONDS):
-            full = time.monotonic() - self._last_full > FULL_REFRESH_SECONDS
+        """Full pass first, then a quick pass every REFRESH_SECONDS or when a request asks,
+        and a full one every FULL_REFRESH_SECONDS."""
+        full = True
+        while not self._stop.is_set():
+            self._wake.clear()
+            with self._waiters_lock:
+                waiters, self._waiters = self._waiters, []
             self.refresh(full=full)
+            for waiter in waiters:
+                waiter.set()
+            self._wake.wait(REFRESH_SECONDS)
+            full = time.monotonic() - self._last_full > FULL_REFRESH_SECONDS
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self.server.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
