@@ -232,3 +232,39 @@ def test_unresponsive_flywheel_delays_an_answer_by_seconds_only(
     finally:
         blackhole.close()  # the stuck request fails, the refresh thread can stop
         service.stop()
+
+
+def test_fwagent_qr_starts_and_answers_while_flywheel_is_down(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.support import agent_process, peers
+
+    port = peers.free_port()
+    raw = {
+        "flywheel": {"api_key": f"127.0.0.1:{peers.free_port()}:__force_insecure:KEY"},
+        "spool_dir": str(tmp_path / "spool"),
+        "qr": {
+            "enabled": True,
+            "port": port,
+            "peers": [{"ae_title": "PACS", "host": "127.0.0.1", "port": 104}],
+        },
+    }
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    log = tmp_path / "qr.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fwagent", "qr", "--config", str(path)],
+            cwd=agent_process.REPO, stdout=out, stderr=out,
+        )  # fmt: skip
+    try:
+        peers.wait_for_port(port)
+        done = agent_process.fwagent("echo", "--config", str(path))
+        (qr_line,) = [x for x in done.stdout.splitlines() if "Q/R SCP" in x]
+        (fw_line,) = [x for x in done.stdout.splitlines() if " Flywheel: " in x]
+        assert qr_line.startswith("OK") and fw_line.startswith("FAIL"), done.stdout
+    finally:
+        assert agent_process.stop_agent(proc) == 0, log.read_text()[-2000:]

@@ -28,17 +28,30 @@ def index_path(config: AgentConfig) -> Path:
     return Path(config.spool_dir) / "qr-index.sqlite"
 
 
-def new_client(api_key: str) -> Any:
-    os.environ.setdefault("FLYWHEEL_SDK_CONNECT_TIMEOUT", "10")
-    import flywheel
+class LazyClient:
+    """flywheel.Client made on first use: the SDK contacts the site when constructed, and a
+    Flywheel outage at start must not keep the Q/R service (or the agent) from starting;
+    it answers from the index until the site is back."""
 
-    return flywheel.Client(api_key)
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                os.environ.setdefault("FLYWHEEL_SDK_CONNECT_TIMEOUT", "10")
+                import flywheel
+
+                self._client = flywheel.Client(self.api_key)
+        return getattr(self._client, name)
 
 
 class QRService:
     def __init__(self, config: AgentConfig, client: Any = None) -> None:
         self.config = config
-        self.client = client if client is not None else new_client(config.flywheel.api_key)
+        self.client = client if client is not None else LazyClient(config.flywheel.api_key)
         self.index = Index(index_path(config), config.flywheel.api_key)
         work = Path(config.spool_dir) / "qr-work"
         self.refresher = Refresher(self.index, self.client, work)
