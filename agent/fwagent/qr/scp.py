@@ -73,7 +73,27 @@ UNABLE_TO_PROCESS = 0xC000
 
 
 class RequestRefused(RuntimeError):
-    """A retrieve pynetdicom must answer with a failure before any sub-operation."""
+    """A retrieve pynetdicom must answer with a failure before any sub-operation (it
+    answers an exception raised before the first yield with 0xC514 / 0xC413)."""
+
+
+# what pynetdicom logs, as errors with a traceback, when a handler raises before its first
+# yield: for a RequestRefused that is our deliberate answer, already logged in plain words
+_REFUSAL_NOISE = (
+    "The C-MOVE request handler must yield the (address, port)",
+    "The C-GET request handler yielded an invalid number of sub-operations",
+)
+
+
+class _QuietRefusals(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RequestRefused):
+            return False
+        return not (isinstance(record.msg, str) and record.msg.startswith(_REFUSAL_NOISE))
+
+
+_QUIET = _QuietRefusals()
 
 
 def set_nodelay(event: evt.Event) -> None:
@@ -127,6 +147,9 @@ class QRServer:
             ae.add_supported_context(
                 str(context.abstract_syntax), GET_SYNTAXES, scu_role=False, scp_role=True
             )
+        service_log = logging.getLogger("pynetdicom.service_class")
+        if _QUIET not in service_log.filters:
+            service_log.addFilter(_QUIET)
         ae.require_calling_aet = list(self.peers) or [NOBODY]
         ae.require_called_aet = True  # a peer configured with the wrong AE title is told so
         if not self.peers:
@@ -181,6 +204,7 @@ class QRServer:
     def _on_find(self, event: evt.Event) -> Iterator[tuple[Any, Any]]:
         peer = self._peer(event)
         if peer is None or not peer.find:
+            log.warning("qr: C-FIND from %s refused: not allowed for this peer", _caller(event))
             yield status(NOT_AUTHORIZED, "C-FIND is not allowed for this peer"), None
             return
         model = self._model(event)
@@ -194,7 +218,7 @@ class QRServer:
                 self.config.max_results,
             )
         except IdentifierError as exc:
-            log.info("qr: C-FIND from %s refused: %s", peer.ae_title, exc)
+            log.warning("qr: C-FIND from %s refused (0xA900): %s", peer.ae_title, exc)
             yield status(IDENTIFIER_MISMATCH, str(exc)), None
             return
         except Exception as exc:  # noqa: BLE001 - answered, never a dropped association
@@ -215,6 +239,7 @@ class QRServer:
     def _on_move(self, event: evt.Event) -> Iterator[Any]:
         peer = self._peer(event)
         if peer is None or not peer.move:
+            log.warning("qr: C-MOVE from %s refused: not allowed for this peer", _caller(event))
             raise RequestRefused("C-MOVE is not allowed for this peer")
         located = self._select(event, peer)
         destination = self.peers.get(str(event.move_destination or "").strip())
@@ -242,6 +267,7 @@ class QRServer:
     def _on_get(self, event: evt.Event) -> Iterator[Any]:
         peer = self._peer(event)
         if peer is None or not peer.get:
+            log.warning("qr: C-GET from %s refused: not allowed for this peer", _caller(event))
             raise RequestRefused("C-GET is not allowed for this peer")
         located = self._select(event, peer)
         accepted = [
@@ -256,7 +282,7 @@ class QRServer:
             self.before_request()
             return query.select(self.index, event.identifier, self._model(event))
         except IdentifierError as exc:
-            log.info("qr: retrieve from %s refused: %s", peer.ae_title, exc)
+            log.warning("qr: retrieve from %s refused (0xCxxx): %s", peer.ae_title, exc)
             raise RequestRefused(str(exc)) from None
 
     def _send(
@@ -275,6 +301,10 @@ class QRServer:
     def _model(event: evt.Event) -> str:
         sop_class = str(event.request.AffectedSOPClassUID)
         return query.PATIENT_ROOT if sop_class in PATIENT_ROOT_UIDS else query.STUDY_ROOT
+
+
+def _caller(event: evt.Event) -> str:
+    return str(event.assoc.requestor.ae_title).strip()
 
 
 def _accepts(accepted: list[tuple[str, str]]) -> retrieve.Accepts:
