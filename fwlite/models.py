@@ -63,6 +63,7 @@ class FaultSpec(BaseModel):
     status: StrictInt = 503
     count: StrictInt | None = None
     path_prefix: str | None = None
+    body_contains: str = ""  # only requests whose body holds this text (e.g. a project label)
 
 
 class InfoUpdate(BaseModel):

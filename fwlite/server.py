@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from fwlite.routes import ROUTERS
-from fwlite.state import State
+from fwlite.state import State, fault_body
 from fwlite.store import StoreError
 from fwlite.tickets import LIFETIME
 
@@ -58,7 +58,7 @@ def create_app(data_dir: Path, api_key: str, ticket_lifetime: float = LIFETIME) 
         response: Response
         if (refused := state.refusal(request)) is not None:
             response = error(401, refused)
-        elif (status := state.take_fault(path)) is not None:
+        elif (status := state.take_fault(path, await fault_body(state.fault, request))) is not None:
             response = error(status, f"fault injected by fwlite for {path}")
         else:
             try:

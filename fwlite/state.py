@@ -15,6 +15,19 @@ from fwlite.tickets import LIFETIME, Tickets
 FAULT_PATH = "/api/_fwlite/fault"
 
 
+async def fault_body(fault: dict[str, Any] | None, request: Request) -> bytes:
+    """The request body, read only when the fault targets requests by their body (e.g.
+    one project's uploads: ``body_contains`` its label); Starlette keeps it for the handler."""
+    if fault is None or not fault.get("body_contains"):
+        return b""
+    return await request.body()
+
+
+def fault_body_matches(fault: dict[str, Any], body: bytes) -> bool:
+    needle = str(fault.get("body_contains") or "")
+    return not needle or needle.encode() in body
+
+
 class State:
     """Per-app state; routes reach it through the ``AppState`` / ``StoreDep`` dependencies."""
 
@@ -40,9 +53,11 @@ class State:
             return None
         return "invalid or missing API key"
 
-    def take_fault(self, path: str) -> int | None:
+    def take_fault(self, path: str, body: bytes = b"") -> int | None:
         fault = self.fault
         if fault is None or path == FAULT_PATH or not path.startswith(fault["path_prefix"]):
+            return None
+        if not fault_body_matches(fault, body):
             return None
         if fault["count"] is not None:
             fault["count"] -= 1

@@ -106,12 +106,23 @@ class FwliteServer:
             return json.loads(response.read() or b"null")
 
     def set_fault(
-        self, status: int = 503, count: int | None = None, path_prefix: str = "/api"
+        self,
+        status: int = 503,
+        count: int | None = None,
+        path_prefix: str = "/api",
+        body_contains: str = "",
     ) -> None:
+        """Fail matching requests; ``body_contains`` narrows it to requests whose body holds
+        that text (e.g. one project's label: only that project's uploads fail)."""
         self._call(
             "PUT",
             "/api/_fwlite/fault",
-            {"status": status, "count": count, "path_prefix": path_prefix},
+            {
+                "status": status,
+                "count": count,
+                "path_prefix": path_prefix,
+                "body_contains": body_contains,
+            },
         )
 
     def clear_fault(self) -> None:

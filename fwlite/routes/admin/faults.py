@@ -19,6 +19,7 @@ async def set_fault(state: AppState, spec: Annotated[FaultSpec | None, Body()] =
         "status": spec.status,
         "count": spec.count,
         "path_prefix": spec.path_prefix or "/api",
+        "body_contains": spec.body_contains,
     }
     return state.fault
 
