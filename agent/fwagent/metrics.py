@@ -23,9 +23,9 @@ in the exposition. Counts are per agent process (they start at zero on each star
 ``fwagent_uploaded_instances_total``
     instances in those uploads
 ``fwagent_failed_uploads_total{calling_ae=...}``
-    series uploads given up for now (retries exhausted or a permanent error): the series
-    is parked as ``failed`` with its reason and tried again later; backoff retries inside
-    one attempt are not counted
+    series uploads given up for now (quick retries spent or a permanent error): the series
+    waits ``failed_retry_seconds`` as ``failed`` with its reason, then is tried again; the
+    failed attempts of its quick backoff retries are not counted
 ``fwagent_opted_out_series_total{calling_ae=...}``
     series not uploaded because of the opt-in/opt-out policy
 ``fwagent_queue_depth``

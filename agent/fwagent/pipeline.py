@@ -7,9 +7,11 @@ up at once), or ``pipeline.process_series(series_uid)`` to do it synchronously (
 the final state: ``uploaded``, ``opted_out``, ``failed``, ...). Untouched, a series is
 taken after ``push.series_quiet_seconds`` without new instances.
 
-Nothing is removed from the spool before Flywheel confirmed the upload. A failed upload is
-retried with jittered exponential backoff (bounded), then parked as ``failed`` and tried again
-after ``flywheel.failed_retry_seconds``: a series is never dropped.
+Nothing is removed from the spool before Flywheel confirmed the upload. A failed upload
+parks its series as ``failed`` with the reason and its own next attempt (jittered exponential
+backoff, then every ``flywheel.failed_retry_seconds``: see :mod:`fwagent.retry`); a sweep
+makes one attempt per due series, so one failing series never holds the others, and a
+series is never dropped.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import backoff
 from fwmapping import (
     FOLLOWED,
     NotDicomError,
@@ -41,6 +42,7 @@ from . import metrics
 from .config import AgentConfig
 from .package import zip_name, zip_series
 from .receiver import Spool
+from .retry import next_retry
 from .state import (
     ABANDONED,
     FAILED,
@@ -156,7 +158,7 @@ class Pipeline:
                 return self._process(series_uid, claimed_at, instances, started)
             except Exception as exc:  # anything unexpected parks it as failed, never lost
                 log.exception("series %s: unexpected error", series_uid)
-                self._fail(series_uid, claimed_at, describe(exc))
+                self._fail(series_uid, claimed_at, exc)
                 return FAILED
             finally:
                 shutil.rmtree(self.spool.work_dir(series_uid), ignore_errors=True)
@@ -211,13 +213,11 @@ class Pipeline:
         for key, members in groups.items():
             metadata = map_dataset(headers[key], self.mapping)
             try:
-                placed, dest = self._upload_with_retry(
+                placed, dest = self._upload_once(
                     series_uid, metadata, members, headers[key], was_uploaded
                 )
             except Exception as exc:
-                reason = describe(exc)
-                self._fail(series_uid, claimed_at, reason)
-                log.error("series %s: upload failed, will retry: %s", series_uid, reason)
+                self._fail(series_uid, claimed_at, exc)
                 return FAILED
             placement = placed["routing"].get("resolved", "")
             if placement == FOLLOWED:  # where the session is now, not what the string said
@@ -242,7 +242,7 @@ class Pipeline:
         )  # fmt: skip
         return UPLOADED
 
-    def _upload_with_retry(
+    def _upload_once(
         self,
         series_uid: str,
         metadata: dict[str, Any],
@@ -250,47 +250,27 @@ class Pipeline:
         header: Any,
         was_uploaded: bool,
     ) -> tuple[dict[str, Any], str]:
-        fw = self.config.flywheel
-
-        @backoff.on_exception(
-            backoff.expo,
-            Exception,
-            max_time=fw.retry_max_seconds,
-            max_value=fw.retry_max_interval,
-            jitter=backoff.full_jitter,
-            giveup=lambda exc: is_permanent(exc) or self._stop.is_set(),
-            on_backoff=lambda details: log.warning(
-                "series %s: upload attempt %d failed (%s); retrying in %.1fs",
-                series_uid,
-                details["tries"],
-                describe(details["exception"]),
-                details.get("wait") or 0,
-            ),  # fmt: skip
-            logger=None,
-        )
-        def attempt() -> tuple[dict[str, Any], str]:
-            try:
-                client = self.client()
-                placed = resolve(client, metadata)
-            except Exception:
-                self._client = None  # a fresh client next time (e.g. after an outage)
-                raise
-            work = self.spool.work_dir(series_uid)
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True, exist_ok=True)
-            paths = [Path(m.path) for m in members]
-            if was_uploaded:
-                paths += self._earlier_members(
-                    client, series_uid, placed, work, {p.name for p in paths}
-                )
-            zip_path = zip_series(paths, inside(work, zip_name(placed)))
-            upload_acquisition(
-                client, placed, zip_path, header_info(header, self.mapping), self.mapping
+        """One attempt (the caller parks the series with its backoff if it raises)."""
+        try:
+            client = self.client()
+            placed = resolve(client, metadata)
+        except Exception:
+            self._client = None  # a fresh client next time (e.g. after an outage)
+            raise
+        work = self.spool.work_dir(series_uid)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        paths = [Path(m.path) for m in members]
+        if was_uploaded:
+            paths += self._earlier_members(
+                client, series_uid, placed, work, {p.name for p in paths}
             )
-            self._remember_acquisition(client, series_uid, placed)
-            return placed, _where(placed)
-
-        return attempt()
+        zip_path = zip_series(paths, inside(work, zip_name(placed)))
+        upload_acquisition(
+            client, placed, zip_path, header_info(header, self.mapping), self.mapping
+        )
+        self._remember_acquisition(client, series_uid, placed)
+        return placed, _where(placed)
 
     def _remember_acquisition(self, client: Any, series_uid: str, placed: dict[str, Any]) -> None:
         """Record the acquisition this upload went to, so a late instance finds the earlier
@@ -378,16 +358,24 @@ class Pipeline:
         )
         return removed
 
-    def _fail(self, series_uid: str, claimed_at: float, reason: str) -> None:
-        self.state.finish(
-            series_uid,
-            FAILED,
-            claimed_at,
-            [],
-            error=reason,
-            retry_in=self.config.flywheel.failed_retry_seconds,
-        )
-        metrics.FAILED.labels(calling_ae=_scanner(self.state.series(series_uid))).inc()
+    def _fail(self, series_uid: str, claimed_at: float, exc: BaseException) -> None:
+        """Park the series as failed with its reason until its own next attempt."""
+        row = self.state.series(series_uid)
+        failures = (row.attempts if row else 0) + 1  # consecutive, since its last new image
+        reason = describe(exc)
+        retry = next_retry(failures, self.config.flywheel, is_permanent(exc))
+        self.state.finish(series_uid, FAILED, claimed_at, [], error=reason, retry_in=retry.delay)
+        if retry.parked:
+            metrics.FAILED.labels(calling_ae=_scanner(row)).inc()
+            log.error(
+                "series %s: upload failed (attempt %d), parked; next attempt in %.0fs: %s",
+                series_uid, failures, retry.delay, reason,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "series %s: upload attempt %d failed; next attempt in %.1fs: %s",
+                series_uid, failures, retry.delay, reason,
+            )  # fmt: skip
 
     def _quarantine(self, inst: InstanceRow, reason: str) -> None:
         source = Path(inst.path)

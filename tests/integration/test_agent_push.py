@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,13 @@ def settled(agent: Agent, count: int) -> bool:
     rows = agent.state.all_series()
     return len(rows) == count and all(
         r.state in ("uploaded", "opted_out", "abandoned") for r in rows
+    )
+
+
+def refused_uploads(fwlite: FwliteServer) -> int:
+    """Uploads fwlite answered 503 (an injected fault)."""
+    return sum(
+        1 for r in fwlite.requests() if r["path"].startswith("/api/upload") and r["status"] == 503
     )
 
 
@@ -181,7 +187,9 @@ def test_disallowed_ae_and_host_refused(
     assert "reject" in (refused.stderr + refused.stdout).lower()
     assert agent.state.queue_depth() == 0
     assert peers.storescu(agent.config.push.port, paths, aet="SCANNER1").returncode == 0
-    assert agent.state.queue_depth() == 1 or agent.state.count_by_state()["uploaded"] == 1
+    wait_until(lambda: settled(agent, 1))
+    (row,) = agent.state.all_series()
+    assert (row.state, row.calling_aet, row.uploaded_count) == ("uploaded", "SCANNER1", 1)
     other = make_agent(allowed_hosts=["10.9.9.9"])
     assert peers.storescu(other.config.push.port, paths).returncode != 0
     assert other.state.queue_depth() == 0
@@ -223,8 +231,10 @@ def test_out_of_resources_below_free_space_floor(
 ) -> None:
     agent = make_agent(top={"spool_min_free_mb": 1e12})  # a floor no disk meets
     paths = write_series(tmp_path / "a", SeriesSpec(count=2))
-    result = peers.storescu(agent.config.push.port, paths)
-    assert "0xa700" in (result.stderr + result.stdout).lower() or result.returncode != 0
+    # -nh: storescu goes on after a refusal, so each instance shows its own answer
+    result = peers.storescu(agent.config.push.port, paths, extra=["-v", "-nh"])
+    assert result.stderr.count("Received Store Response (Refused: OutOfResources)") == 2
+    assert "Received Store Response (Success)" not in result.stderr
     assert agent.state.queue_depth() == 0
     assert list(agent.spool.instances.glob("*/*.dcm")) == []
 
@@ -234,15 +244,23 @@ def test_flywheel_outage_waits_and_resumes(
 ) -> None:
     agent = make_agent()
     fwlite.set_fault(status=503, path_prefix="/api/upload")
-    paths = write_series(tmp_path / "a", SeriesSpec(count=3))
-    assert peers.storescu(agent.config.push.port, paths).returncode == 0
-    time.sleep(QUIET + 2.0)
+    spec = SeriesSpec(count=3)
+    assert (
+        peers.storescu(agent.config.push.port, write_series(tmp_path / "a", spec)).returncode == 0
+    )
+
+    def last_error() -> str:
+        row = agent.state.series(spec.series_uid)
+        return row.last_error if row is not None and row.state == "failed" else ""
+
+    # refused twice: parked as failed with the reason, nothing freed while Flywheel is down
+    wait_until(lambda: refused_uploads(fwlite) >= 2 and last_error().startswith("HTTP 503"))
     assert fw.sessions() == []
-    assert agent.state.queue_depth() == 3  # nothing freed while Flywheel is down
-    # then Flywheel gone altogether for a while (stopped while still failing, so no retry
-    # can slip through in between), and back without the fault (it lives in memory)
+    assert agent.state.queue_depth() == 3
+    # then Flywheel gone altogether (stopped while still failing, so no retry can slip
+    # through in between), and back without the fault (it lives in memory)
     fwlite.stop()
-    time.sleep(1.5)
+    wait_until(lambda: "Connection refused" in last_error())  # tried while it was down
     assert agent.state.queue_depth() == 3
     fwlite.start()
     wait_until(lambda: settled(agent, 1), timeout=30)
@@ -250,6 +268,53 @@ def test_flywheel_outage_waits_and_resumes(
     (acq,) = fw.get_session_acquisitions(session.id)
     assert len(zip_members(fw, acq.id)) == 3
     assert agent.state.queue_depth() == 0
+
+
+def test_one_failing_series_never_blocks_the_others(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, make_agent: Callable[..., Agent]
+) -> None:
+    fw.add_group(flywheel.Group(id="psych", label="Psychology"))
+    for label in ("broken", "healthy"):
+        fw.get_group("psych").add_project(label=label)
+    # Flywheel refuses every upload into one project (503), and only those
+    fwlite.set_fault(status=503, path_prefix="/api/upload", body_contains='"broken"')
+    agent = make_agent()
+    port = agent.config.push.port
+    failing = SeriesSpec(count=3, patient_id="fw://psych/broken/s1")
+    assert peers.storescu(port, write_series(tmp_path / "f", failing)).returncode == 0
+    wait_until(lambda: refused_uploads(fwlite) >= 1)  # its upload has started failing
+
+    healthy = [SeriesSpec(count=2, patient_id=f"fw://psych/healthy/s{n}") for n in range(3)]
+    for n, spec in enumerate(healthy):
+        assert peers.storescu(port, write_series(tmp_path / f"h{n}", spec)).returncode == 0
+        wait_until(lambda spec=spec: agent.state.series(spec.series_uid).state == "uploaded")
+    for spec in healthy:
+        row = agent.state.series(spec.series_uid)
+        assert row is not None and row.uploaded_at is not None
+        # on time: quiet period + one sweep + the upload, not the failing series' retries
+        assert row.uploaded_at - row.last_received < QUIET + 3.0, row
+        assert (
+            row.uploaded_count == 2
+            and row.destination == f"psych/healthy/{spec.patient_id[-2:]}/My Study"
+        )
+
+    # the failing series is parked with its reason and its own next attempt, kept whole
+    wait_until(lambda: agent.state.series(failing.series_uid).state == "failed")
+    row = agent.state.series(failing.series_uid)
+    assert row.last_error.startswith("HTTP 503") and row.attempts >= 1
+    assert len(agent.state.instances(failing.series_uid)) == 3
+    [failure] = agent.state.summary()["failures"]
+    assert failure["series_uid"] == failing.series_uid and failure["state"] == "failed"
+    assert refused_uploads(fwlite) >= 2  # tried again while the others went through
+
+    fwlite.clear_fault()
+    wait_until(lambda: settled(agent, 4))
+    assert agent.state.series(failing.series_uid).uploaded_count == 3
+    assert agent.state.queue_depth() == 0
+    broken = fw.projects.find_first("label=broken")
+    (session,) = fw.get_project_sessions(broken.id)
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(zip_members(fw, acq.id)) == 3
 
 
 def test_orthanc_forwards_to_the_agent(
