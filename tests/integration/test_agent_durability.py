@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,18 @@ from tests.support.site_files import only_acquisition_members
 
 
 def wait_uploaded(config: Path, n_series: int, timeout: float = 40) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        summary = status(config)
-        if summary["series"]["uploaded"] == n_series and summary["instances_waiting"] == 0:
-            return summary
-        time.sleep(0.3)
-    raise AssertionError(f"not uploaded in {timeout}s: {summary}")
+    """``fwagent status`` once ``n_series`` are uploaded and nothing waits in the spool."""
+    return dict(
+        wait_until(
+            lambda: (
+                (summary := status(config))["series"]["uploaded"] == n_series
+                and summary["instances_waiting"] == 0
+                and summary
+            ),
+            timeout=timeout,
+            every=0.3,
+        )
+    )
 
 
 def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
@@ -59,7 +63,7 @@ def test_kill_9_mid_receive_then_restart(tmp_path: Path, fwlite: FwliteServer, f
         # the scanner sends the whole series again: still one acquisition, one file, 150
         again = peers.storescu(port, paths)
         assert again.returncode == 0
-        time.sleep(1.2)
+        # acknowledged means recorded: 150 wait in the spool until the re-upload is done
         wait_uploaded(config, 1)
         assert len(only_acquisition_members(fw)) == 150
         assert len(set(only_acquisition_members(fw))) == 150
@@ -81,7 +85,11 @@ def test_kill_9_mid_upload_then_restart(tmp_path: Path, fwlite: FwliteServer, fw
         timeout=20,
         every=0.1,
     )
-    assert status(config)["series"]["uploading"] == 1
+    # parked between attempts with the reason (one attempt per sweep, own backoff)
+    parked = wait_until(
+        lambda: (s := status(config))["series"]["failed"] == 1 and s, timeout=20, every=0.1
+    )
+    assert parked["failures"][0]["last_error"].startswith("HTTP 503")
     os.kill(agent.pid, signal.SIGKILL)
     agent.wait()
     fwlite.clear_fault()
