@@ -383,6 +383,22 @@ class State:
             )
             return cur.rowcount > 0
 
+    def hold(self, series_uid: str) -> bool:
+        """Before a PULL retrieval: keep the pipeline off the series until ``mark_complete``
+        (queued or failed goes back to ``receiving``, so no partial set is taken). False
+        while an upload of it is in flight: retrieve later, after that upload ended."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state FROM series WHERE series_uid=?", (series_uid,)
+            ).fetchone()
+            if row is not None and row["state"] == UPLOADING:
+                return False
+            db.execute(
+                "UPDATE series SET state=?, updated_at=? WHERE series_uid=? AND state IN (?, ?)",
+                (RECEIVING, time.time(), series_uid, COMPLETE, FAILED),
+            )
+        return True
+
     def claim(self, series_uid: str) -> tuple[float, list[InstanceRow]] | None:
         """Move a series to ``uploading``; return (its last_received, its instances)."""
         with self._tx() as db:

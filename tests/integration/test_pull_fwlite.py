@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,6 +139,78 @@ def test_growing_series_uploaded_once_stable_then_reuploaded_complete(
     assert len(fw.sessions()) == 1
 
 
+class HeldUploads:
+    """The real flywheel.Client, except that its uploads wait until ``gate`` opens: an
+    upload held in flight, as over a slow link, while the test drives the polls."""
+
+    def __init__(self, client: Any, gate: threading.Event, held: threading.Event) -> None:
+        self._client = client
+        self._gate = gate
+        self._held = held
+
+    def upload_by_uid(self, *args: Any, **kwargs: Any) -> Any:
+        self._held.set()
+        assert self._gate.wait(60), "the test never released the upload"
+        return self._client.upload_by_uid(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_series_growing_during_a_retrieval_is_uploaded_complete_once_stable(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, orthanc_and_port: tuple[OrthancServer, int]
+) -> None:
+    orthanc, port = orthanc_and_port
+    config = config_from_dict(pull_config(tmp_path, fwlite, orthanc, port))
+    gate, held = threading.Event(), threading.Event()
+    agent = Agent(config, client_factory=lambda: HeldUploads(fwlite.client(), gate, held))
+    agent.pipeline.start(interval=0.05)
+    service = PullService(config, agent.state, on_complete=agent.pipeline.wake)
+    service.scp.start("FWAGENT", "127.0.0.1", port)
+    try:
+        spec = load(orthanc, tmp_path, 5)
+        uid = spec.series_uid
+        grown = threading.Event()
+
+        def grow_during_retrieval(series_uid: str, sop_uid: str) -> None:
+            if series_uid == uid and not grown.is_set():
+                grown.set()  # the first image of the C-MOVE is in: the PACS gets 3 more
+                for index in (5, 6, 7):
+                    path = tmp_path / f"late-{index}.dcm"
+                    make_instance(spec, index).save_as(path, enforce_file_format=True)
+                    orthanc.upload(path)
+
+        service.scp.on_stored = grow_during_retrieval
+        assert service.cycle().actions == {uid: d.WAIT}
+        first = service.cycle()
+        assert grown.is_set() and first.failed == {}
+        assert first.retrieved == {uid: 5}  # Orthanc listed the series when the move began
+        service.scp.on_stored = None
+        held.wait(10)  # those 5 are being uploaded, held in flight during the next polls
+        assert agent.state.series(uid).state == "uploading"  # type: ignore[union-attr]
+
+        assert service.cycle().actions == {uid: d.WAIT}  # 5 -> 8: wait until it stays
+        # the count is stable from here: the complete series is uploaded within two polls.
+        # 1st: the earlier copy is still being uploaded: retrieved next poll, no penalty
+        report = service.cycle()
+        assert (report.retrieved, report.failed, list(report.deferred)) == ({}, {}, [uid])
+        gate.set()  # that upload goes through
+        wait_until(lambda: uploaded(agent, uid) and uploads(fwlite) == 1)
+        # 2nd: the complete series is retrieved, then uploaded
+        assert service.cycle().retrieved == {uid: 8}
+        wait_until(lambda: uploaded(agent, uid) and uploads(fwlite) == 2, timeout=10)
+        pulled = service.store.series()[uid]
+        assert (pulled.state, pulled.uploaded_count, pulled.failures) == (d.DONE, 8, 0)
+        assert len(only_acquisition_members(fw)) == 8
+        # once: later polls move and upload nothing more
+        assert service.cycle().retrieved == {}
+        assert uploads(fwlite) == 2
+    finally:
+        gate.set()
+        service.stop()
+        agent.stop()
+
+
 @pytest.mark.slow
 def test_orthanc_stopped_mid_retrieval_completes_later_without_duplicates(
     tmp_path: Path, fwlite: FwliteServer, fw: Any, manual: tuple[Agent, PullService, Any]
@@ -159,8 +230,11 @@ def test_orthanc_stopped_mid_retrieval_completes_later_without_duplicates(
     assert spec.series_uid in report.failed
     partial = len(agent.state.instances(spec.series_uid))
     assert 40 <= partial < 300
-    time.sleep(0.5)
-    assert uploads(fwlite) == 0  # a partial pull is never uploaded
+    # a partial pull is never handed to the uploader: it is not due, whatever the sweeps do
+    row = agent.state.series(spec.series_uid)
+    assert row is not None and row.state == "receiving"
+    assert spec.series_uid not in agent.state.due_series(0)
+    assert uploads(fwlite) == 0
     assert service.store.series()[spec.series_uid].state == d.RETRYING
 
     orthanc.start()  # same ports, same storage

@@ -105,3 +105,23 @@ def test_forget_after_grace_but_never_abandoned() -> None:
     lost = d.SeriesState(series_uid="lost", study_uid="t", last_seen=0, state=d.ABANDONED)
     fresh = d.SeriesState(series_uid="fresh", study_uid="t", last_seen=950, state=d.DONE)
     assert d.forget([old, lost, fresh], now=1000, rules=rules) == ["old"]
+
+
+def test_series_that_grew_before_the_peer_listed_it_is_not_uploaded_twice() -> None:
+    state, _ = poll(None, 5)
+    state, action = poll(state, 5)
+    assert action == d.RETRIEVE
+    state = d.succeeded(state, 8, now=3)  # the move delivered 8: it grew after the C-FIND
+    assert state.uploaded_count == 8
+    state, action = poll(state, 8)
+    assert action == d.WAIT and "re-upload" not in state.reason
+    state, action = poll(state, 8)
+    assert (state.state, action) == (d.DONE, d.SKIP)
+
+
+def test_peer_count_lagging_behind_what_was_delivered_settles() -> None:
+    state, _ = poll(None, 3)
+    state, _ = poll(state, 3)
+    state = d.succeeded(state, 4, now=3)  # a PACS whose cached count lags one image
+    state, action = poll(state, 3)
+    assert (state.state, action) == (d.DONE, d.SKIP)  # not retrieved again every poll

@@ -1,7 +1,7 @@
 """The PULL decision rules, pure (no I/O), from how-the-connector-uploads steps 1-4.
 
 1. the image count changed since the previous poll -> wait;
-2. unchanged and already uploaded with that count -> nothing to do;
+2. unchanged and already uploaded with that count (or more) -> nothing to do;
 3. unchanged and not uploaded -> retrieve (then upload);
 4. a changed count after upload -> wait until stable again, then re-upload.
 
@@ -112,7 +112,12 @@ def decide(
         was = (
             "new series" if prev is None or prev.count is None else f"count {prev.count} -> {count}"
         )
-        again = " (changed after upload: will re-upload)" if base.uploaded_count is not None else ""
+        uploaded = base.uploaded_count
+        again = (
+            " (changed after upload: will re-upload)"
+            if uploaded is not None and uploaded < count
+            else ""
+        )
         reason = f"{was}{again}: waiting for the count to stay unchanged for one poll"
         # new images give an abandoned or failing series a fresh start
         state = dataclasses.replace(
@@ -120,8 +125,9 @@ def decide(
         )
         return state, WAIT
 
-    if base.uploaded_count == count:
-        return _set(base, DONE, count, f"uploaded with {count} images"), SKIP
+    if base.uploaded_count is not None and base.uploaded_count >= count:
+        # (more than the count: it grew before the retrieval, or the peer's count lags)
+        return _set(base, DONE, count, f"uploaded with {base.uploaded_count} images"), SKIP
     if base.state == ABANDONED:
         return _set(base, ABANDONED, count, base.reason), SKIP
     if base.state == RETRYING and now < base.next_attempt_at:
@@ -130,11 +136,15 @@ def decide(
 
 
 def succeeded(state: SeriesState, received: int, now: float) -> SeriesState:
-    """The series was retrieved completely (``received`` images) and handed to the uploader."""
+    """The series was retrieved completely (``received`` images) and handed to the uploader.
+
+    More than the polled count means it grew before the peer listed it for the retrieval:
+    what was handed over is complete up to ``received``, so a poll that then sees that
+    count uploads nothing again."""
     return dataclasses.replace(
         state,
         state=DONE,
-        uploaded_count=state.count,
+        uploaded_count=max(state.count or 0, received),
         failures=0,
         next_attempt_at=0.0,
         reason=f"retrieved {received} images; handed to the uploader",

@@ -23,6 +23,11 @@ class PullError(RuntimeError):
     """A poll or retrieval failed; the message is one line, fit for `fwagent status`."""
 
 
+class RetrieveLater(RuntimeError):
+    """Not retrieved now, and not a failure: the uploader is sending an earlier copy of the
+    series; the next poll retrieves it (no backoff)."""
+
+
 def set_nodelay(event: evt.Event) -> None:
     """EVT_CONN_OPEN handler: turn Nagle off on the association's socket."""
     sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)

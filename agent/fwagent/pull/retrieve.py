@@ -6,13 +6,16 @@ come back on our association and are stored by the same receiver's C-STORE handl
 way each instance lands once in the spool (a duplicate SOP instance replaces its copy), so
 a retry after a broken retrieval never duplicates anything.
 
-Only when the spool holds at least the count the peer announced is the series marked
-``complete`` for the uploader; otherwise the retrieval failed, with the reason.
+While it is retrieved, the series is held back from the uploader (a partial set is never
+uploaded); one whose earlier copy is being uploaded is retrieved at the next poll instead.
+Only when this retrieval delivered at least the count the peer announced is the series
+marked ``complete`` for the uploader; otherwise the retrieval failed, with the reason.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from pydicom.dataset import Dataset
 from pynetdicom import StoragePresentationContexts, build_role, evt
@@ -55,10 +58,15 @@ class Retriever:
             self._roles.append(build_role(str(context.abstract_syntax), scp_role=True))
 
     def retrieve(self, study_uid: str, series_uid: str, expected: int) -> int:
-        """Fetch the series; return the images now in the spool for it (>= expected).
+        """Fetch the series; return how many of its images this retrieval delivered
+        (>= expected; more if the series grew before the peer listed it).
 
-        Raises net.PullError with a one-line reason when the peer fails or short-delivers.
+        Raises net.PullError with a one-line reason when the peer fails or short-delivers,
+        net.RetrieveLater when an upload of the series is in flight.
         """
+        if not self.state.hold(series_uid):
+            raise net.RetrieveLater("an earlier copy is being uploaded: retrieving next poll")
+        started = time.time()
         query = Dataset()
         query.QueryRetrieveLevel = "SERIES"
         query.StudyInstanceUID = study_uid
@@ -75,7 +83,9 @@ class Retriever:
             with net.associate(self.move_ae, self.options.pull) as assoc:
                 responses = assoc.send_c_move(query, self.options.pull.ae_title, MOVE)
                 final = self._run(assoc, responses, "C-MOVE")
-        received = len(self.state.instances(series_uid))
+        # what this retrieval delivered (a duplicate SOP instance replaces its row), not
+        # what an upload in between may already have taken from the spool
+        received = sum(1 for i in self.state.instances(series_uid) if i.received_at >= started)
         failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
         if received < expected:
             detail = f", peer reports {failed} failed sub-operations" if failed else ""

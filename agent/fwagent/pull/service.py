@@ -6,6 +6,7 @@ spool, count checked) -> mark them complete for the shared uploader pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from fwagent.config import AgentConfig
 from fwagent.pull import decide as d
-from fwagent.pull.net import PullError
+from fwagent.pull.net import PullError, RetrieveLater
 from fwagent.pull.options import PullOptions
 from fwagent.pull.poller import Poller
 from fwagent.pull.retrieve import Retriever
@@ -35,6 +36,7 @@ class CycleReport:
     find_requests: int = 0
     retrieved: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)  # retrieved next poll, no penalty
     actions: dict[str, str] = field(default_factory=dict)
     error: str = ""
 
@@ -121,6 +123,11 @@ class PullService:
         expected = int(series.count or 0)
         try:
             received = self.retriever.retrieve(series.study_uid, series.series_uid, expected)
+        except RetrieveLater as exc:
+            report.deferred[series.series_uid] = str(exc)
+            log.info("pull: series %s: %s", series.series_uid, exc)
+            self.store.save(dataclasses.replace(series, reason=str(exc)))
+            return
         except PullError as exc:
             report.failed[series.series_uid] = str(exc)
             log.warning("pull: series %s: %s", series.series_uid, exc)
@@ -164,6 +171,4 @@ class PullService:
 
 
 def _touch(state: d.SeriesState, now: float) -> d.SeriesState:
-    import dataclasses
-
     return dataclasses.replace(state, last_seen=now)
