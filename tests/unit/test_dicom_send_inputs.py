@@ -108,7 +108,7 @@ def test_zip_bomb_is_refused_without_filling_the_disk(tmp_path: Path, monkeypatc
         zf.writestr("zeros.dcm", b"\0" * (20 * 1024 * 1024))  # ~20 KB compressed, 1000x
     out = inputs.unpack(archive, tmp_path / "work")
     assert out.error and "far beyond" in out.error
-    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+    assert not (tmp_path / "work").exists()  # the refused extraction is removed whole
 
 
 def test_lying_zip_header_is_caught_while_copying(tmp_path: Path) -> None:
