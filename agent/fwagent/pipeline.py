@@ -10,8 +10,8 @@ taken after ``push.series_quiet_seconds`` without new instances.
 Nothing is removed from the spool before Flywheel confirmed the upload. A failed upload
 parks its series as ``failed`` with the reason and its own next attempt (jittered exponential
 backoff, then every ``flywheel.failed_retry_seconds``: see :mod:`fwagent.retry`); a sweep
-makes one attempt per due series, so one failing series never holds the others, and a
-series is never dropped.
+makes one attempt per due series, in a few upload workers, so one failing or slow series
+never holds the others, and a series is never dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,10 @@ from .state import (
 from .upload import resolve, upload_acquisition
 
 log = logging.getLogger("fwagent.pipeline")
+
+# series uploaded at once: a slow or hanging upload (up to the SDK's 60 s timeouts per
+# request) holds one worker, not the queue
+WORKERS = 4
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -95,15 +101,20 @@ class Pipeline:
         self.mapping = config.mapping_config()
         self._client_factory = client_factory or (lambda: make_client(config.flywheel.api_key))
         self._client: Any = None
-        self._lock = threading.Lock()  # one series at a time through process_series
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: set[Future[None]] = set()
+        self._busy: set[str] = set()  # studies with a series in a worker
+        self._busy_lock = threading.Lock()
 
     # ---- sweeper ---------------------------------------------------------------------
 
     def start(self, interval: float = 0.2) -> None:
         self._stop.clear()
+        self._busy.clear()
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="upload")
         self._thread = threading.Thread(target=self._loop, args=(interval,), daemon=True)
         self._thread.name = "pipeline"
         self._thread.start()
@@ -111,9 +122,16 @@ class Pipeline:
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._pool is not None:  # uploads in flight finish (bounded), queued ones wait
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            with self._busy_lock:
+                pending = list(self._futures)
+            futures_wait(pending, max(0.0, deadline - time.monotonic()))
+            self._pool = None
 
     def _loop(self, interval: float) -> None:
         while not self._stop.is_set():
@@ -129,14 +147,49 @@ class Pipeline:
         self._wake.set()
 
     def run_once(self) -> int:
-        """Process every series that is due; return how many were processed."""
+        """One attempt for each series that is due: in the upload workers once started
+        (series of one study one after the other: they share a session), else here, in
+        turn. Returns how many were taken on."""
         due = self.state.due_series(self.config.push.series_quiet_seconds)
         metrics.QUEUE_DEPTH.set(self.state.queue_depth())
+        taken = 0
         for series_uid in due:
             if self._stop.is_set():
                 break
+            if self._pool is None:
+                self.process_series(series_uid)
+            elif not self._hand_over(series_uid):
+                continue
+            taken += 1
+        return taken
+
+    def _hand_over(self, series_uid: str) -> bool:
+        """Give the series to a free upload worker; False if none is free or a series of
+        its study is already in one."""
+        row = self.state.series(series_uid)
+        study = (row.study_uid if row else "") or series_uid
+        with self._busy_lock:
+            if self._pool is None or study in self._busy or len(self._busy) >= WORKERS:
+                return False
+            self._busy.add(study)
+            future = self._pool.submit(self._work, series_uid, study)
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return True
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._busy_lock:
+            self._futures.discard(future)
+
+    def _work(self, series_uid: str, study: str) -> None:
+        try:
             self.process_series(series_uid)
-        return len(due)
+        except Exception:  # process_series parks failures itself; this is a last guard
+            log.exception("series %s: upload worker failed", series_uid)
+        finally:
+            with self._busy_lock:
+                self._busy.discard(study)
+            self._wake.set()  # the next series of the study need not wait for the interval
 
     # ---- one series ------------------------------------------------------------------
 
@@ -146,22 +199,22 @@ class Pipeline:
         return self._client
 
     def process_series(self, series_uid: str) -> str:
-        """Judge and upload one series now; return its state afterwards."""
-        with self._lock:
-            claimed = self.state.claim(series_uid)
-            if claimed is None:
-                row = self.state.series(series_uid)
-                return row.state if row else ""
-            claimed_at, instances = claimed
-            started = time.monotonic()
-            try:
-                return self._process(series_uid, claimed_at, instances, started)
-            except Exception as exc:  # anything unexpected parks it as failed, never lost
-                log.exception("series %s: unexpected error", series_uid)
-                self._fail(series_uid, claimed_at, exc)
-                return FAILED
-            finally:
-                shutil.rmtree(self.spool.work_dir(series_uid), ignore_errors=True)
+        """Judge and upload one series now; return its state afterwards. Claiming it is
+        atomic in the state, so a series is never processed twice at once."""
+        claimed = self.state.claim(series_uid)
+        if claimed is None:
+            row = self.state.series(series_uid)
+            return row.state if row else ""
+        claimed_at, instances = claimed
+        started = time.monotonic()
+        try:
+            return self._process(series_uid, claimed_at, instances, started)
+        except Exception as exc:  # anything unexpected parks it as failed, never lost
+            log.exception("series %s: unexpected error", series_uid)
+            self._fail(series_uid, claimed_at, exc)
+            return FAILED
+        finally:
+            shutil.rmtree(self.spool.work_dir(series_uid), ignore_errors=True)
 
     def _process(
         self, series_uid: str, claimed_at: float, instances: list[InstanceRow], started: float

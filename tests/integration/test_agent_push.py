@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from fwmapping import SentTag, add_sent_tag
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
+from tests.support.held_uploads import HeldUploads
 from tests.support.polling import wait_until
 from tests.support.site_files import zip_members
 from tests.support.tls import make_tls_files
@@ -317,6 +319,42 @@ def test_one_failing_series_never_blocks_the_others(
     (session,) = fw.get_project_sessions(broken.id)
     (acq,) = fw.get_session_acquisitions(session.id)
     assert len(zip_members(fw, acq.id)) == 3
+
+
+def test_a_stalled_upload_holds_one_worker_not_the_queue(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any
+) -> None:
+    fw.add_group(flywheel.Group(id="psych", label="Psychology"))
+    for label in ("stalled", "healthy"):
+        fw.get_group("psych").add_project(label=label)
+    gate, held = threading.Event(), threading.Event()
+    config = config_from_dict(agent_config(tmp_path, fwlite))
+    agent = Agent(
+        config, client_factory=lambda: HeldUploads(fwlite.client(), gate, held, '"stalled"')
+    )
+    agent.start()
+    try:
+        port = agent.config.push.port
+        stalled = SeriesSpec(count=2, patient_id="fw://psych/stalled/s1")
+        assert peers.storescu(port, write_series(tmp_path / "s", stalled)).returncode == 0
+        assert held.wait(30)  # its upload is in flight and gets no answer
+        healthy = [SeriesSpec(count=2, patient_id=f"fw://psych/healthy/s{n}") for n in range(2)]
+        paths = [
+            p for n, spec in enumerate(healthy) for p in write_series(tmp_path / f"h{n}", spec)
+        ]
+        assert peers.storescu(port, paths).returncode == 0
+        for spec in healthy:
+            wait_until(lambda spec=spec: agent.state.series(spec.series_uid).state == "uploaded")
+            row = agent.state.series(spec.series_uid)
+            assert row.uploaded_at - row.last_received < QUIET + 3.0, row
+        assert agent.state.series(stalled.series_uid).state == "uploading"
+        gate.set()  # the link recovers: the stalled upload completes
+        wait_until(lambda: settled(agent, 3))
+        assert agent.state.series(stalled.series_uid).uploaded_count == 2
+        assert agent.state.queue_depth() == 0
+    finally:
+        gate.set()
+        agent.stop()
 
 
 def test_orthanc_forwards_to_the_agent(

@@ -17,6 +17,7 @@ from fwagent.pull.service import PullService
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, make_instance, write_series
 from tests.support.fwlite_server import FwliteServer
+from tests.support.held_uploads import HeldUploads
 from tests.support.orthanc import OrthancServer
 from tests.support.orthanc import pull_config as orthanc_pull_config
 from tests.support.polling import wait_until
@@ -137,24 +138,6 @@ def test_growing_series_uploaded_once_stable_then_reuploaded_complete(
         len(only_acquisition_members(fw)) == 7
     )  # the same acquisition, its file replaced by the full series
     assert len(fw.sessions()) == 1
-
-
-class HeldUploads:
-    """The real flywheel.Client, except that its uploads wait until ``gate`` opens: an
-    upload held in flight, as over a slow link, while the test drives the polls."""
-
-    def __init__(self, client: Any, gate: threading.Event, held: threading.Event) -> None:
-        self._client = client
-        self._gate = gate
-        self._held = held
-
-    def upload_by_uid(self, *args: Any, **kwargs: Any) -> Any:
-        self._held.set()
-        assert self._gate.wait(60), "the test never released the upload"
-        return self._client.upload_by_uid(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def test_series_growing_during_a_retrieval_is_uploaded_complete_once_stable(
