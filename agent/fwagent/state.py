@@ -403,10 +403,13 @@ class State:
         """Move a series to ``uploading``; return (its last_received, its instances)."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT state, last_received FROM series WHERE series_uid=?", (series_uid,)
+                "SELECT state, source, last_received FROM series WHERE series_uid=?",
+                (series_uid,),
             ).fetchone()
             if row is None or row["state"] in (UPLOADING, UPLOADED, OPTED_OUT, ABANDONED):
                 return None
+            if row["state"] == RECEIVING and row["source"] == "pull":
+                return None  # held by a retrieval (it was due when the sweep looked)
             db.execute(
                 "UPDATE series SET state=?, updated_at=? WHERE series_uid=?",
                 (UPLOADING, time.time(), series_uid),

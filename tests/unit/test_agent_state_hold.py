@@ -17,6 +17,7 @@ def test_hold_keeps_a_queued_or_failed_series_from_the_uploader(tmp_path: Path) 
     assert state.hold("S")  # queued for upload: back to receiving, not due
     assert state.series("S").state == "receiving"  # type: ignore[union-attr]
     assert state.due_series(0, now=2.0) == []
+    assert state.claim("S") is None  # a sweep that saw it due before the hold takes nothing
     assert state.mark_complete("S")  # the retrieval ended: due again
     claimed_at, rows = state.claim("S")  # type: ignore[misc]
     assert not state.hold("S")  # an upload in flight: retrieve at the next poll
