@@ -164,15 +164,16 @@ def test_series_growing_during_a_retrieval_is_uploaded_complete_once_stable(
                     orthanc.upload(path)
 
         service.scp.on_stored = grow_during_retrieval
-        assert service.cycle().actions == {uid: d.WAIT}
+        assert (report := service.cycle()).actions == {uid: d.WAIT}, report
         first = service.cycle()
-        assert grown.is_set() and first.failed == {}
+        assert grown.is_set() and first.failed == {}, first
         assert first.retrieved == {uid: 5}  # Orthanc listed the series when the move began
         service.scp.on_stored = None
-        held.wait(10)  # those 5 are being uploaded, held in flight during the next polls
+        assert held.wait(10)  # those 5 are being uploaded, held in flight during the next polls
         assert agent.state.series(uid).state == "uploading"  # type: ignore[union-attr]
 
-        assert service.cycle().actions == {uid: d.WAIT}  # 5 -> 8: wait until it stays
+        report = service.cycle()
+        assert report.actions == {uid: d.WAIT}, report  # 5 -> 8: wait until it stays
         # the count is stable from here: the complete series is uploaded within two polls.
         # 1st: the earlier copy is still being uploaded: retrieved next poll, no penalty
         report = service.cycle()
