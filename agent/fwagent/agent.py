@@ -5,42 +5,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from . import metrics
 from .config import AgentConfig
 from .pipeline import Pipeline
-from .receiver import Spool, StorageSCP
+from .receiver import StorageSCP
+from .spool import Spool, recover_spool
 from .state import State
 
 log = logging.getLogger("fwagent")
-
-
-def recover_spool(spool: Spool, state: State) -> dict[str, int]:
-    """After a restart: drop partial files and zips left half-written in spool/work,
-    forget files that were never acknowledged (no row), re-queue series that were
-    mid-upload."""
-    partial = spool.clean_tmp()
-    work = 0
-    for leftover in spool.work.iterdir():
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-        work += 1
-    known = {row.path for row in state.instances()}
-    orphans = 0
-    for path in spool.instances.glob("*/*.dcm"):
-        if str(path) not in known:
-            path.unlink(missing_ok=True)
-            orphans += 1
-    for directory in spool.instances.iterdir():
-        if directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
-    requeued = state.recover()
-    return {"partial": partial, "work": work, "orphans": orphans, "requeued": requeued}
 
 
 def _loopback(host: str) -> bool:

@@ -43,8 +43,8 @@ from fwmapping.site import quote_filter_value
 from . import metrics
 from .config import AgentConfig
 from .package import zip_name, zip_series
-from .receiver import Spool
 from .retry import next_retry
+from .spool import Spool
 from .state import (
     ABANDONED,
     FAILED,
@@ -255,7 +255,7 @@ class Pipeline:
         first = next(iter(headers.values()))
         if not policy_allows(first, self.mapping):
             removed = self._finish(series_uid, OPTED_OUT, claimed_at, good, placement="opted_out")
-            self._remove(removed)
+            self.spool.remove(removed)
             self.state.bump("opted_out_series")
             metrics.OPTED_OUT.labels(calling_ae=_scanner(previous)).inc()
             log.info("series %s: opted out by policy (%d instances deleted)", series_uid, len(good))
@@ -284,7 +284,7 @@ class Pipeline:
             placement=placement,
             destination="; ".join(destinations),
         )
-        self._remove(removed)
+        self.spool.remove(removed)
         elapsed = time.monotonic() - started
         metrics.UPLOAD_LATENCY.observe(elapsed)
         metrics.UPLOADED.labels(placement=placement, calling_ae=_scanner(previous)).inc()
@@ -431,20 +431,10 @@ class Pipeline:
             )  # fmt: skip
 
     def _quarantine(self, inst: InstanceRow, reason: str) -> None:
-        source = Path(inst.path)
-        dest = self.spool.quarantine_path(inst.sop_uid)
-        try:
-            os.replace(source, dest)
-        except OSError:
-            dest = source
+        dest = self.spool.to_quarantine(Path(inst.path), inst.sop_uid)
         self.state.quarantine(dest, reason, series_uid=inst.series_uid, sop_uid=inst.sop_uid)
         metrics.QUARANTINED.inc()
         log.warning("quarantined %s of series %s: %s", inst.sop_uid, inst.series_uid, reason)
-
-    def _remove(self, paths: list[str]) -> None:
-        for path in paths:
-            if self.spool.holds(path):
-                Path(path).unlink(missing_ok=True)
 
 
 def _scanner(row: SeriesRow | None) -> str:

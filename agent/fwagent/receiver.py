@@ -20,28 +20,22 @@ SOP class differs from the one the C-STORE named). Below the free-space floor: 0
 of Resources). A dataset that cannot be parsed, is cut short (:mod:`fwagent.completeness`)
 or lacks the SOP Instance, Series or Study Instance UID Flywheel needs is kept in
 ``spool/quarantine`` with its reason and answered 0xC000 (the association carries on).
-Files carrying the dicom-send private tag are answered success and dropped. Every path is
-built with :mod:`fwmapping.paths`, so no UID can name a file outside the spool.
+Files carrying the dicom-send private tag are answered success and dropped. The spool's
+layout is :mod:`fwagent.spool`, the File Meta and header parse :mod:`fwagent.dicomfile`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import struct
 import threading
-import uuid
 from collections.abc import Callable, Iterable
-from io import BytesIO
 from pathlib import Path
 from typing import Any, cast
 
-from fwmapping import SentTag, acquisition_uid, is_sent_by_flywheel
-from fwmapping.paths import UnsafePathError, inside, safe_component
+from fwmapping import SentTag, is_sent_by_flywheel
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 from pynetdicom import (
     AE,
     ALL_TRANSFER_SYNTAXES,
@@ -66,6 +60,14 @@ from . import metrics
 from .completeness import incomplete
 from .config import TlsConfig
 from .connections import GatedServer
+from .dicomfile import (
+    acquisition_key,
+    encode_file_meta,
+    header_text,
+    parse_header,
+    series_description,
+)
+from .spool import Spool
 from .state import State
 from .tls import server_ssl_context
 
@@ -75,7 +77,6 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 DOES_NOT_MATCH_SOP_CLASS = 0xB007  # warning: stored, but not the SOP class the C-STORE named
-PIXEL_DATA = 0x7FE00010
 
 
 _STORAGE = (StorageServiceClass, NonPatientObjectStorageServiceClass)
@@ -92,126 +93,6 @@ def storage_sop_classes() -> list[str]:
         if isinstance(value, UID) and issubclass(uid_to_service_class(value), _STORAGE):
             known.add(str(value))
     return sorted(known)
-
-
-class Spool:
-    """Layout of the spool directory."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.instances = self.root / "instances"
-        self.tmp = self.root / "tmp"
-        self.quarantine = self.root / "quarantine"
-        self.work = self.root / "work"
-        for path in (self.instances, self.tmp, self.quarantine, self.work):
-            path.mkdir(parents=True, exist_ok=True)
-
-    def series_dir(self, series_uid: str) -> Path:
-        path = inside(self.instances, safe_component(series_uid))
-        path.mkdir(exist_ok=True)
-        return path
-
-    def instance_path(self, series_uid: str, sop_uid: str) -> Path:
-        # the series folder is proven inside the spool; a safe component is one plain name
-        # (never "..", no separator), and os.replace renames over a link rather than
-        # through it, so the file needs no second proof (each costs a realpath per call)
-        return self.series_dir(series_uid) / safe_component(sop_uid, ".dcm")
-
-    def work_dir(self, series_uid: str) -> Path:
-        """The series' folder under ``work`` (never ``work`` itself or anything above)."""
-        return inside(self.work, safe_component(series_uid))
-
-    def quarantine_path(self, sop_uid: str) -> Path:
-        """A new file name in ``quarantine``: two bad copies of one SOP instance both stay."""
-        name = f"{safe_component(sop_uid or 'unknown')}.{uuid.uuid4().hex[:8]}.dcm"
-        return inside(self.quarantine, name)
-
-    def holds(self, path: str | Path) -> bool:
-        """``path`` is inside the spool (so the agent may remove it)."""
-        try:
-            inside(self.root, str(path))
-        except UnsafePathError:
-            return False
-        return True
-
-    def temp_path(self) -> Path:
-        return self.tmp / f"{uuid.uuid4().hex}.part"
-
-    def clean_tmp(self) -> int:
-        """Remove partial files left by a kill (they were never acknowledged)."""
-        count = 0
-        for path in self.tmp.glob("*.part"):
-            path.unlink(missing_ok=True)
-            count += 1
-        return count
-
-    def free_bytes(self) -> int:
-        return shutil.disk_usage(self.root).free
-
-
-def _element(element: int, vr: bytes, value: bytes) -> bytes:
-    return struct.pack("<HH", 0x0002, element) + vr + struct.pack("<H", len(value)) + value
-
-
-def _uid(value: str) -> bytes:
-    raw = value.encode("ascii", "replace")
-    return raw + b"\x00" if len(raw) % 2 else raw
-
-
-def _text(value: str) -> bytes:
-    raw = value.encode("ascii", "replace")
-    return raw + b" " if len(raw) % 2 else raw
-
-
-def encode_file_meta(
-    sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
-) -> bytes:
-    """Preamble, ``DICM`` and the File Meta group, encoded directly (explicit VR little
-    endian, PS3.10 7.1); pydicom's generic writer costs ~1.5 ms per instance here."""
-    body = b"".join(
-        (
-            struct.pack("<HH", 0x0002, 0x0001) + b"OB\x00\x00" + struct.pack("<I", 2) + b"\x00\x01",
-            _element(0x0002, b"UI", _uid(sop_class)),
-            _element(0x0003, b"UI", _uid(sop_instance)),
-            _element(0x0010, b"UI", _uid(transfer_syntax)),
-            _element(0x0012, b"UI", _uid(PYDICOM_IMPLEMENTATION_UID)),
-            _element(0x0013, b"SH", _text("FWAGENT")),
-            _element(0x0016, b"AE", _text(source_ae.strip()[:16])) if source_ae.strip() else b"",
-        )
-    )
-    group_length = _element(0x0000, b"UL", struct.pack("<I", len(body)))
-    return b"\x00" * 128 + b"DICM" + group_length + body
-
-
-def _stop_at_pixels(tag: Any, vr: Any, length: int) -> bool:
-    return int(tag) >= PIXEL_DATA
-
-
-def parse_header(raw: bytes, transfer_syntax: UID) -> Dataset:
-    """The dataset's elements before the pixel data, from the bytes as received."""
-    ts = UID(transfer_syntax)
-    fp: Any = BytesIO(raw)
-    if ts.is_deflated:
-        import zlib
-
-        fp = BytesIO(zlib.decompress(raw, -zlib.MAX_WBITS))
-    return read_dataset(fp, ts.is_implicit_VR, ts.is_little_endian, stop_when=_stop_at_pixels)
-
-
-def _acquisition_uid(header: Dataset) -> str:
-    """The acquisition this instance belongs to (fwmapping's rule), '' if it cannot tell."""
-    try:
-        return str(acquisition_uid(header))
-    except Exception:  # noqa: BLE001 - the pipeline recomputes it from the file
-        return ""
-
-
-def _description(header: Dataset) -> str:
-    """SeriesDescription for the status page, '' if absent or undecodable."""
-    try:
-        return " ".join(str(header.get("SeriesDescription", "") or "").split())[:200]
-    except Exception:  # noqa: BLE001 - a display field never fails a C-STORE
-        return ""
 
 
 REACTOR_DELAY = 0.0002  # seconds; pynetdicom's default 1 ms idle sleeps cap a transfer
@@ -440,8 +321,8 @@ class StorageSCP:
             len(raw),
             calling_aet=scanner,
             source=self.source,
-            acq_uid=_acquisition_uid(header),
-            description=_description(header),
+            acq_uid=acquisition_key(header),
+            description=series_description(header),
         )
         if previous and self.spool.holds(previous):
             Path(previous).unlink(missing_ok=True)
@@ -452,11 +333,7 @@ class StorageSCP:
 
     def _write(self, received: Received) -> Path:
         """The instance as a PS3.10 file (File Meta + the dataset as received) in tmp."""
-        tmp = self.spool.temp_path()
-        with open(tmp, "wb") as fh:
-            fh.write(received.file_meta())
-            fh.write(received.raw)
-        return tmp
+        return self.spool.write_temp(received.file_meta(), received.raw)
 
     def _is_sent(self, header: Dataset) -> bool:
         return is_sent_by_flywheel(header, self.sent_tag)
@@ -498,13 +375,10 @@ class Received:
         self.study_uid = ""
 
     def read_uids(self, header: Dataset) -> None:
-        def text(keyword: str) -> str:
-            return str(header.get(keyword, "") or "").strip().rstrip("\x00")
-
-        self.sop_class = text("SOPClassUID")
-        self.sop_uid = text("SOPInstanceUID")
-        self.series_uid = text("SeriesInstanceUID")
-        self.study_uid = text("StudyInstanceUID")
+        self.sop_class = header_text(header, "SOPClassUID")
+        self.sop_uid = header_text(header, "SOPInstanceUID")
+        self.series_uid = header_text(header, "SeriesInstanceUID")
+        self.study_uid = header_text(header, "StudyInstanceUID")
 
     def missing_uids(self) -> str | None:
         """Why this dataset cannot be placed in Flywheel (refused at receive, so nothing

@@ -21,7 +21,8 @@ from fwagent.pull.options import PullOptions
 from fwagent.pull.poller import Poller
 from fwagent.pull.retrieve import Retriever
 from fwagent.pull.store import PullStore
-from fwagent.receiver import Spool, StorageSCP
+from fwagent.receiver import StorageSCP
+from fwagent.spool import Spool
 from fwagent.state import State
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,130 @@
+"""The spool directory: where received instances wait for their upload.
+
+Layout under ``spool_dir``::
+
+    instances/<series>/<sop>.dcm   acknowledged instances (each has a row in state)
+    tmp/<random>.part              an instance being written (renamed into instances/)
+    quarantine/<sop>.<random>.dcm  what could not be placed, kept with its reason in state
+    work/<series>/                 zips being built for an upload
+
+Every path is built with :mod:`fwmapping.paths`, so no UID can name a file outside the
+spool. :func:`recover_spool` puts the spool and the state back in step after a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fwmapping.paths import UnsafePathError, inside, safe_component
+
+if TYPE_CHECKING:
+    from .state import State
+
+
+class Spool:
+    """Layout of the spool directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.instances = self.root / "instances"
+        self.tmp = self.root / "tmp"
+        self.quarantine = self.root / "quarantine"
+        self.work = self.root / "work"
+        for path in (self.instances, self.tmp, self.quarantine, self.work):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def series_dir(self, series_uid: str) -> Path:
+        path = inside(self.instances, safe_component(series_uid))
+        path.mkdir(exist_ok=True)
+        return path
+
+    def instance_path(self, series_uid: str, sop_uid: str) -> Path:
+        # the series folder is proven inside the spool; a safe component is one plain name
+        # (never "..", no separator), and os.replace renames over a link rather than
+        # through it, so the file needs no second proof (each costs a realpath per call)
+        return self.series_dir(series_uid) / safe_component(sop_uid, ".dcm")
+
+    def work_dir(self, series_uid: str) -> Path:
+        """The series' folder under ``work`` (never ``work`` itself or anything above)."""
+        return inside(self.work, safe_component(series_uid))
+
+    def quarantine_path(self, sop_uid: str) -> Path:
+        """A new file name in ``quarantine``: two bad copies of one SOP instance both stay."""
+        name = f"{safe_component(sop_uid or 'unknown')}.{uuid.uuid4().hex[:8]}.dcm"
+        return inside(self.quarantine, name)
+
+    def holds(self, path: str | Path) -> bool:
+        """``path`` is inside the spool (so the agent may remove it)."""
+        try:
+            inside(self.root, str(path))
+        except UnsafePathError:
+            return False
+        return True
+
+    def temp_path(self) -> Path:
+        return self.tmp / f"{uuid.uuid4().hex}.part"
+
+    def write_temp(self, *parts: bytes) -> Path:
+        """A new file in ``tmp`` holding ``parts`` one after the other."""
+        tmp = self.temp_path()
+        with open(tmp, "wb") as fh:
+            for part in parts:
+                fh.write(part)
+        return tmp
+
+    def to_quarantine(self, path: Path, sop_uid: str) -> Path:
+        """Move ``path`` into ``quarantine``; where it now is (where it was if it cannot
+        be moved, e.g. already gone)."""
+        dest = self.quarantine_path(sop_uid)
+        try:
+            os.replace(path, dest)
+        except OSError:
+            return path
+        return dest
+
+    def remove(self, paths: Iterable[str | Path]) -> None:
+        """Delete the files that are inside the spool (never anything outside it)."""
+        for path in paths:
+            if self.holds(path):
+                Path(path).unlink(missing_ok=True)
+
+    def clean_tmp(self) -> int:
+        """Remove partial files left by a kill (they were never acknowledged)."""
+        count = 0
+        for path in self.tmp.glob("*.part"):
+            path.unlink(missing_ok=True)
+            count += 1
+        return count
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+
+def recover_spool(spool: Spool, state: State) -> dict[str, int]:
+    """After a restart: drop partial files and zips left half-written in spool/work,
+    forget files that were never acknowledged (no row), re-queue series that were
+    mid-upload."""
+    partial = spool.clean_tmp()
+    work = 0
+    for leftover in spool.work.iterdir():
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        work += 1
+    known = {row.path for row in state.instances()}
+    orphans = 0
+    for path in spool.instances.glob("*/*.dcm"):
+        if str(path) not in known:
+            path.unlink(missing_ok=True)
+            orphans += 1
+    for directory in spool.instances.iterdir():
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+    requeued = state.recover()
+    return {"partial": partial, "work": work, "orphans": orphans, "requeued": requeued}
