@@ -37,6 +37,7 @@ from fwmapping import (
     policy_allows,
     read_header,
 )
+from fwmapping.flywheel_errors import describe, http_status, is_permanent
 from fwmapping.paths import inside, safe_component
 from fwmapping.site import quote_filter_value
 
@@ -61,24 +62,6 @@ log = logging.getLogger("fwagent.pipeline")
 # series uploaded at once: a slow or hanging upload (up to the SDK's 60 s timeouts per
 # request) holds one worker, not the queue
 WORKERS = 4
-
-
-def http_status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)
-    return int(status) if isinstance(status, int) else None
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """4xx other than timeout/rate-limit/conflict: retrying right away will not help."""
-    status = http_status(exc)
-    return status is not None and 400 <= status < 500 and status not in (408, 409, 429)
-
-
-def describe(exc: BaseException) -> str:
-    status = http_status(exc)
-    reason = getattr(exc, "reason", None) or getattr(exc, "detail", None) or str(exc)
-    text = " ".join(str(reason).split())[:300]
-    return f"HTTP {status}: {text}" if status else f"{type(exc).__name__}: {text}"
 
 
 def make_client(api_key: str) -> Any:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import backoff
+from fwmapping.flywheel_errors import is_permanent
 
 from gears.common.hierarchy import Scope, walk
 
@@ -46,12 +47,6 @@ def scope_of(client: Any, container_type: str, container_id: str) -> Scope:
     return walk(client, container_type, container_id)
 
 
-def _retryable(exc: Exception) -> bool:
-    """Server errors (5xx) and dropped connections are retried; 4xx are final."""
-    status = getattr(exc, "status", None)
-    return status is not None and int(status) < 500
-
-
 def download(client: Any, remote: RemoteFile, dest: Path, max_time: float) -> Path:
     """Stream one file to ``dest``; retry with exponential backoff for up to ``max_time`` s."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +55,7 @@ def download(client: Any, remote: RemoteFile, dest: Path, max_time: float) -> Pa
         backoff.expo,
         Exception,
         max_time=max(float(max_time), 0.0),
-        giveup=_retryable,
+        giveup=is_permanent,
         factor=0.5,
         max_value=10,
         on_backoff=lambda details: log.warning(
