@@ -17,11 +17,9 @@ never holds the others, and a series is never dropped.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -37,9 +35,8 @@ from fwmapping import (
     policy_allows,
     read_header,
 )
-from fwmapping.flywheel_errors import describe, http_status, is_permanent
-from fwmapping.paths import inside, safe_component
-from fwmapping.site import quote_filter_value
+from fwmapping.flywheel_errors import describe, is_permanent
+from fwmapping.paths import inside
 
 from . import metrics
 from .config import AgentConfig
@@ -55,19 +52,21 @@ from .state import (
     SeriesRow,
     State,
 )
-from .upload import resolve, upload_acquisition
+from .upload import (
+    acquisition_id,
+    earlier_members,
+    find_acquisition,
+    make_client,
+    resolve,
+    upload_acquisition,
+    where,
+)
 
 log = logging.getLogger("fwagent.pipeline")
 
 # series uploaded at once: a slow or hanging upload (up to the SDK's 60 s timeouts per
 # request) holds one worker, not the queue
 WORKERS = 4
-
-
-def make_client(api_key: str) -> Any:
-    import flywheel
-
-    return flywheel.Client(api_key)
 
 
 class Pipeline:
@@ -306,70 +305,33 @@ class Pipeline:
             client, placed, zip_path, header_info(header, self.mapping), self.mapping
         )
         self._remember_acquisition(client, series_uid, placed)
-        return placed, _where(placed)
+        return placed, where(placed)
 
     def _remember_acquisition(self, client: Any, series_uid: str, placed: dict[str, Any]) -> None:
         """Record the acquisition this upload went to, so a late instance finds the earlier
         zip by id (a UID may hold the finder filter's own separators)."""
-        acq_uid = str(placed["acquisition"]["uid"])
         try:
-            session = client.sessions.find_first(
-                f"uid={quote_filter_value(str(placed['session']['uid']))}"
-            )
-            found = [
-                a
-                for a in (client.get_session_acquisitions(session.id) if session else [])
-                if a.uid == acq_uid
-            ]
+            found = acquisition_id(client, placed)
         except Exception as exc:  # noqa: BLE001 - the upload is done; the lookup can wait
             log.warning("series %s: cannot look up its acquisition: %s", series_uid, describe(exc))
             return
         if found:
-            self.state.record_acquisition(series_uid, acq_uid, found[0].id)
-
-    def _earlier_acquisition(self, client: Any, series_uid: str, acq_uid: str) -> Any:
-        """The acquisition an earlier upload of this series went to: by the id recorded
-        then, else (spools from before that was recorded) by its uid."""
-        row = self.state.series(series_uid)
-        known = row.acquisition_ids().get(acq_uid) if row else None
-        if known:
-            try:
-                return client.get_acquisition(known)
-            except Exception as exc:
-                if http_status(exc) != 404:
-                    raise
-        found = client.acquisitions.find_first(f"uid={quote_filter_value(acq_uid)}")
-        return client.get_acquisition(found.id) if found is not None else None
+            self.state.record_acquisition(series_uid, str(placed["acquisition"]["uid"]), found)
 
     def _earlier_members(
         self, client: Any, series_uid: str, placed: dict[str, Any], work: Path, have: set[str]
     ) -> list[Path]:
         """Instances of the zip uploaded before (a late instance re-uploads the whole
-        series): download it and keep the members we do not hold a newer copy of."""
-        name = zip_name(placed)
-        acquisition = self._earlier_acquisition(
-            client, series_uid, str(placed["acquisition"]["uid"])
+        series) that we do not hold a newer copy of: the acquisition by the id recorded
+        then, else (spools from before that was recorded) by its uid."""
+        acq_uid = str(placed["acquisition"]["uid"])
+        row = self.state.series(series_uid)
+        acquisition = find_acquisition(
+            client, acq_uid, row.acquisition_ids().get(acq_uid) if row else None
         )
         if acquisition is None:
             return []
-        if not any(f.name == name for f in acquisition.files or []):
-            return []
-        earlier = inside(work, "earlier.zip")
-        client.download_file_from_acquisition(acquisition.id, name, str(earlier))
-        out = inside(work, "earlier")
-        kept: list[Path] = []
-        with zipfile.ZipFile(earlier) as zf:
-            for info in zf.infolist():
-                base = safe_component(os.path.basename(info.filename))
-                if info.is_dir() or base in have:
-                    continue
-                target = inside(out, base)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                kept.append(target)
-                have.add(base)
-        return kept
+        return earlier_members(client, acquisition, zip_name(placed), work, have)
 
     # ---- bookkeeping -----------------------------------------------------------------
 
@@ -423,9 +385,3 @@ class Pipeline:
 def _scanner(row: SeriesRow | None) -> str:
     """The ``calling_ae`` metric label of a series (the AE of its first instance)."""
     return metrics.scanner(row.calling_aet if row is not None else "")
-
-
-def _where(placed: dict[str, Any]) -> str:
-    session = placed.get("session", {})
-    subject = session.get("subject", {}).get("label", "")
-    return f"{placed['group']['_id']}/{placed['project']['label']}/{subject}/{session.get('label', '')}"

@@ -2,13 +2,18 @@
 
 ``/upload/uid`` finds or creates group/project/subject/session/acquisition by uid and label,
 and a file with the same name replaces the earlier one: uploading the same series twice
-(after a kill, a retry, or a late instance) never duplicates containers or files.
+(after a kill, a retry, or a late instance) never duplicates containers or files. A late
+instance re-uploads its whole series: the earlier zip's members come back from the site
+(:func:`find_acquisition`, :func:`earlier_members`).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +24,10 @@ from fwmapping import (
     read_first_header,
     resolve_placement,
 )
+from fwmapping.flywheel_errors import http_status
 from fwmapping.info import AGENT, agent_info, file_info, settings_record
-from fwmapping.site import SdkSite
+from fwmapping.paths import inside, safe_component
+from fwmapping.site import SdkSite, quote_filter_value
 
 from .package import zip_name
 
@@ -87,3 +94,65 @@ def upload_acquisition(
         # the raw answer: Flywheel versions differ in what they return; a non-2xx raises
         client.upload_by_uid(files=[spec], metadata=json.dumps(body), _preload_content=False)
     return placed
+
+
+def make_client(api_key: str) -> Any:
+    import flywheel
+
+    return flywheel.Client(api_key)
+
+
+def where(placed: dict[str, Any]) -> str:
+    """``group/project/subject/session`` of a placement, for logs and the status page."""
+    session = placed.get("session", {})
+    subject = session.get("subject", {}).get("label", "")
+    return f"{placed['group']['_id']}/{placed['project']['label']}/{subject}/{session.get('label', '')}"
+
+
+def acquisition_id(client: Any, placed: dict[str, Any]) -> str | None:
+    """The id of the acquisition an upload of ``placed`` went to (found through its
+    session), None if the site does not show it."""
+    acq_uid = str(placed["acquisition"]["uid"])
+    session = client.sessions.find_first(f"uid={quote_filter_value(str(placed['session']['uid']))}")
+    for acquisition in client.get_session_acquisitions(session.id) if session else []:
+        if acquisition.uid == acq_uid:
+            return str(acquisition.id)
+    return None
+
+
+def find_acquisition(client: Any, acq_uid: str, known_id: str | None = None) -> Any:
+    """The acquisition with ``acq_uid``: by ``known_id`` when one was recorded (and still
+    exists), else by its uid; None if there is none."""
+    if known_id:
+        try:
+            return client.get_acquisition(known_id)
+        except Exception as exc:
+            if http_status(exc) != 404:
+                raise
+    found = client.acquisitions.find_first(f"uid={quote_filter_value(acq_uid)}")
+    return client.get_acquisition(found.id) if found is not None else None
+
+
+def earlier_members(
+    client: Any, acquisition: Any, name: str, work: Path, have: set[str]
+) -> list[Path]:
+    """The members of the zip ``name`` uploaded before to ``acquisition``, downloaded into
+    ``work``, except those in ``have`` (names of newer copies; updated in place)."""
+    if not any(f.name == name for f in acquisition.files or []):
+        return []
+    earlier = inside(work, "earlier.zip")
+    client.download_file_from_acquisition(acquisition.id, name, str(earlier))
+    out = inside(work, "earlier")
+    kept: list[Path] = []
+    with zipfile.ZipFile(earlier) as zf:
+        for info in zf.infolist():
+            base = safe_component(os.path.basename(info.filename))
+            if info.is_dir() or base in have:
+                continue
+            target = inside(out, base)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            kept.append(target)
+            have.add(base)
+    return kept
