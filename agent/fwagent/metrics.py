@@ -23,9 +23,10 @@ in the exposition. Counts are per agent process (they start at zero on each star
 ``fwagent_uploaded_instances_total``
     instances in those uploads
 ``fwagent_failed_uploads_total{calling_ae=...}``
-    series uploads given up for now (quick retries spent or a permanent error): the series
-    waits ``failed_retry_seconds`` as ``failed`` with its reason, then is tried again; the
-    failed attempts of its quick backoff retries are not counted
+    series whose upload was given up for now (quick retries spent or a permanent error): the
+    series waits ``failed_retry_seconds`` as ``failed`` with its reason, then is tried again;
+    each series counts once until it is uploaded or opted out (neither the attempts of its
+    quick backoff retries nor its later long waits count again)
 ``fwagent_opted_out_series_total{calling_ae=...}``
     series not uploaded because of the opt-in/opt-out policy
 ``fwagent_queue_depth``
@@ -38,7 +39,7 @@ series' first instance (uploaded, failed, opted out); series pulled from a PACS 
 pull peer's AE title. To keep the number of time series bounded, AE titles listed in
 ``push.allowed_calling_aets`` (and the pull peer) are always their own label, other AE
 titles only the first ``MAX_SCANNERS`` distinct ones seen by this process; the rest are
-counted as ``other``.
+counted as ``(other AE titles)``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ UPLOAD_LATENCY = Histogram(
 )
 
 MAX_SCANNERS = 100
-OTHER = "other"
+# longer than an AE title can be (16), so no scanner can share the overflow bucket
+OTHER = "(other AE titles)"
 # placements a dashboard divides by: their series exist (at 0) once a scanner is known
 PLACEMENTS = ("routed", "unsorted", "unknown")
 

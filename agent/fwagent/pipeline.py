@@ -90,6 +90,9 @@ class Pipeline:
         self._futures: set[Future[None]] = set()
         self._busy: set[str] = set()  # studies with a series in a worker
         self._busy_lock = threading.Lock()
+        # series counted in fwagent_failed_uploads_total since they last left "failed": a
+        # series parked again and again is one failed series, not one per long wait
+        self._counted_failed: set[str] = set()
 
     # ---- sweeper ---------------------------------------------------------------------
 
@@ -240,6 +243,7 @@ class Pipeline:
             self.spool.remove(removed)
             self.state.bump("opted_out_series")
             metrics.OPTED_OUT.labels(calling_ae=_scanner(previous)).inc()
+            self._counted_failed.discard(series_uid)
             log.info("series %s: opted out by policy (%d instances deleted)", series_uid, len(good))
             return OPTED_OUT
 
@@ -270,6 +274,7 @@ class Pipeline:
         elapsed = time.monotonic() - started
         metrics.UPLOAD_LATENCY.observe(elapsed)
         metrics.UPLOADED.labels(placement=placement, calling_ae=_scanner(previous)).inc()
+        self._counted_failed.discard(series_uid)
         metrics.UPLOADED_INSTANCES.inc(len(good))
         log.info(
             "series %s: %d instances uploaded to %s (%s) in %.2fs",
@@ -364,7 +369,9 @@ class Pipeline:
         retry = next_retry(failures, self.config.flywheel, is_permanent(exc))
         self.state.finish(series_uid, FAILED, claimed_at, [], error=reason, retry_in=retry.delay)
         if retry.parked:
-            metrics.FAILED.labels(calling_ae=_scanner(row)).inc()
+            if series_uid not in self._counted_failed:
+                self._counted_failed.add(series_uid)
+                metrics.FAILED.labels(calling_ae=_scanner(row)).inc()
             log.error(
                 "series %s: upload failed (attempt %d), parked; next attempt in %.0fs: %s",
                 series_uid, failures, retry.delay, reason,

@@ -30,7 +30,10 @@ class Spool:
     """Layout of the spool directory."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        # resolved once: paths proven by fwmapping.paths are resolved, and recovery compares
+        # them with what it lists here (a symlinked or relative spool_dir must not make every
+        # acknowledged file look like an orphan)
+        self.root = Path(os.path.realpath(root))
         self.instances = self.root / "instances"
         self.tmp = self.root / "tmp"
         self.quarantine = self.root / "quarantine"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fw_gear.context import GearContext
-from fwmapping.site import SdkSite
+from fwmapping.site import SdkSite, quote_filter_value
 
 from gears.common.hierarchy import Acquisition, Scope, Walker
 from gears.common.report import report_name, write_report
@@ -67,7 +67,7 @@ def outside_records(
             if row.session_id and row.session_id not in known_ids:
                 raws = [client.get_session(row.session_id)]
             elif not row.session_id and row.study_uid and row.study_uid not in known_uids:
-                raws = list(client.sessions.find(f'uid="{row.study_uid}"'))
+                raws = list(client.sessions.find(f"uid={quote_filter_value(row.study_uid)}"))
         except Exception as exc:
             if getattr(exc, "status", None) != 404:
                 raise

@@ -27,12 +27,13 @@ def safe_component(value: str, suffix: str = "") -> str:
 
     Plain names (UIDs, ordinary labels) are kept as they are, so the spool stays readable;
     anything else (empty, made of dots, path separators, NULs, over 100 characters) becomes
-    ``x`` + the SHA-1 of the value: stable, so the same UID always maps to the same name.
+    ``_`` + the SHA-1 of the value: stable, so the same UID always maps to the same name, and
+    never equal to a plain name (those never start with ``_``).
     ``suffix`` (e.g. ``.dcm``) is appended after the check.
     """
     text = str(value).strip().rstrip("\x00")
     if not _PLAIN.match(text):
-        text = "x" + hashlib.sha1(str(value).encode("utf-8", "replace")).hexdigest()
+        text = "_" + hashlib.sha1(str(value).encode("utf-8", "replace")).hexdigest()
     return text + suffix
 
 

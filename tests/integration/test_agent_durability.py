@@ -140,3 +140,28 @@ def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: A
         assert status(config)["instances_waiting"] == 0
     finally:
         assert stop_agent(agent) == 0  # SIGTERM: a clean stop
+
+
+def test_restart_with_spool_dir_through_a_symlink_keeps_every_instance(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any
+) -> None:
+    """A spool_dir given through a symbolic link (a mounted volume, /var/lib/fwagent ->
+    /data/fwagent): restart recovery must not take the acknowledged files for orphans."""
+    peers.require("storescu")
+    real = tmp_path / "volume"
+    real.mkdir()
+    (tmp_path / "spool").symlink_to(real)  # write_config's spool_dir is tmp_path/"spool"
+    config, port = write_config(tmp_path, fwlite, quiet=3600)
+    log = tmp_path / "agent.log"
+    paths = write_series(tmp_path / "a", SeriesSpec(count=3))
+    agent = start_agent(config, port, log)
+    try:
+        sent = peers.storescu(port, paths)
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        assert stop_agent(agent) == 0
+    assert status(config)["instances_waiting"] == 3
+    agent = start_agent(config, port, log)  # recovery runs at start
+    assert stop_agent(agent) == 0
+    assert status(config)["instances_waiting"] == 3
+    assert len(list((real / "instances").glob("*/*.dcm"))) == 3

@@ -109,6 +109,36 @@ def test_metrics_endpoint_counts_exactly(tmp_path: Path, fwlite: FwliteServer, f
     assert sorted(members) == [2, 3]
 
 
+def test_a_series_parked_again_and_again_is_one_failed_series(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any
+) -> None:
+    """fwagent_failed_uploads_total counts failed series, not long waits: one series refused
+    three times (parked each time) and then uploaded counts once, so a dashboard's
+    uploaded / (uploaded + failed) stays 50%, not 25%."""
+    make_site(fw)
+    metrics_port = peers.free_port()
+    config, port = write_config(
+        tmp_path, fwlite, quiet=0.5, metrics={"enabled": True, "port": metrics_port}
+    )
+    paths = write_series(tmp_path / "a", SeriesSpec(count=2, patient_id="fw://psych/study01/s1"))
+    fwlite.set_fault(status=400, count=3, path_prefix="/api/upload")
+    agent = start_agent(config, port, tmp_path / "agent.log")
+    try:
+        sent = peers.storescu(port, paths)
+        assert sent.returncode == 0, sent.stderr
+        done = wait_until(
+            lambda: (
+                (s := scrape(metrics_port)) and value(s, "fwagent_uploaded_series_total") == 1 and s
+            ),
+            timeout=30,
+        )
+    finally:
+        assert stop_agent(agent) == 0
+    parks = (tmp_path / "agent.log").read_text().count("upload failed (attempt")
+    assert parks == 3  # refused three times, each parked for failed_retry_seconds
+    assert value(done, "fwagent_failed_uploads_total") == 1
+
+
 def test_status_prints_counts_and_failures_with_reasons(
     tmp_path: Path, fwlite: FwliteServer, fw: Any
 ) -> None:

@@ -11,7 +11,7 @@ from fwmapping import UnsafePathError, inside, safe_component
 )
 def test_odd_values_become_hashes(value: str) -> None:
     name = safe_component(value)
-    assert name.startswith("x") and len(name) == 41
+    assert name.startswith("_") and len(name) == 41
     assert "/" not in name and name not in (".", "..")
     assert safe_component(value) == name  # stable
 
@@ -35,3 +35,10 @@ def test_inside_refuses_escapes(tmp_path: Path) -> None:
     for parts in (("..",), (".",), ("a", "..", ".."), ("/etc/passwd",), ("link", "x"), ()):
         with pytest.raises(UnsafePathError):
             inside(root, *parts)
+
+
+def test_a_hashed_name_never_equals_a_plain_one() -> None:
+    """A UID crafted to equal another UID's hashed name must not share its file."""
+    hashed = safe_component("..")
+    assert safe_component(hashed) != hashed  # hashed anew: "_" never starts a plain name
+    assert safe_component("x" + hashed[1:]) == "x" + hashed[1:] != hashed
