@@ -7,8 +7,6 @@ from pydicom.dataset import Dataset
 from .config import OPT_IN, MappingConfig, Policy, SentTag
 from .header import text
 
-_SENT_ELEMENT = 0x01  # element offset inside the private block
-
 
 def policy_field(config: MappingConfig) -> str:
     """The keyword the opt-in/opt-out policy reads (the routing field unless set)."""
@@ -27,29 +25,63 @@ def policy_allows(ds: Dataset, config: MappingConfig) -> bool:
     return policy_allows_value(text(ds, policy_field(config)), config.policy)
 
 
-def is_sent_by_flywheel(ds: Dataset, tag: SentTag) -> bool:
-    """True when the file carries dicom-send's private tag (creator and value match)."""
-    try:
-        block = ds.private_block(tag.group, tag.creator)
-    except KeyError:
-        return False
-    return any(
-        _as_text(element.value) == tag.value
-        for element in ds.group_dataset(tag.group)
-        if element.tag.element >> 8 == block.block_start >> 8 and element.tag.element & 0xFF
-    )
-
-
-def _as_text(value: object) -> str:
-    """Implicit VR files give unknown private values as raw bytes (VR UN): decode them."""
+def _plain(value: object) -> str:
+    """A tag value as comparable text: bytes (VR UN, raw) decoded, spaces and NULs stripped,
+    case folded. Multi-valued values never match (the tag is one LO value)."""
     if isinstance(value, bytes):
-        return value.decode("latin-1").strip(" \x00")
-    return str(value).strip()
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return ""
+    return value.strip(" \x00").casefold()
+
+
+def _value(ds: Dataset, tag: int) -> object:
+    """An element's value without converting a raw element (a raw value is its bytes)."""
+    element = ds.get_item(tag)
+    return None if element is None else element.value
+
+
+def _blocks(ds: Dataset, tag: SentTag) -> list[int]:
+    """The private blocks (0x10-0xFF) of ``tag.group`` whose creator is ``tag.creator``."""
+    creator = _plain(tag.creator)
+    slots = []
+    for key in list(ds.keys()):
+        if key.group == tag.group and 0x10 <= key.element <= 0xFF:
+            if _plain(_value(ds, key)) == creator:
+                slots.append(key.element)
+    return slots
+
+
+def is_sent_by_flywheel(ds: Dataset, tag: SentTag) -> bool:
+    """True when the file carries dicom-send's private tag, as fw-gear-dicom-send 4.2.0 or
+    this project's gear writes it: creator ``tag.creator`` in ``tag.group``, the value at any
+    offset 0x00-0xFF of that block, compared case-insensitively with spaces/NULs stripped
+    (so "DICOM send" and "DICOM Send" are the same tag)."""
+    wanted = _plain(tag.value)
+    for slot in _blocks(ds, tag):
+        for offset in range(0x100):
+            key = (tag.group << 16) | (slot << 8) | offset
+            if key in ds and _plain(_value(ds, key)) == wanted:
+                return True
+    return False
 
 
 def add_sent_tag(ds: Dataset, tag: SentTag) -> None:
-    """Add dicom-send's private tag to ``ds`` in place, unless an identical one is there."""
+    """Add dicom-send's private tag to ``ds`` in place, unless it is already there.
+
+    As fw-gear-dicom-send 4.2.0 writes it (DESIGN.md section 5): the creator's block in
+    ``tag.group`` (created at the first free creator slot if missing), the value as LO at
+    the first free offset starting at 0x00, so (0021,1000) in a fresh block. Nothing
+    already in the dataset is changed. Raises ValueError when the group has no room.
+    """
     if is_sent_by_flywheel(ds, tag):
         return
-    block = ds.private_block(tag.group, tag.creator, create=True)
-    block.add_new(_SENT_ELEMENT, "LO", tag.value)
+    try:
+        block = ds.private_block(tag.group, tag.creator, create=True)
+    except (StopIteration, ValueError) as exc:
+        raise ValueError(f"no free private block in group {tag.group:#06x}: {exc}") from None
+    for offset in range(0x100):
+        if block.get_tag(offset) not in ds:
+            block.add_new(offset, "LO", tag.value)
+            return
+    raise ValueError(f"private block {tag.creator!r} in group {tag.group:#06x} is full")
