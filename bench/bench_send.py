@@ -21,7 +21,7 @@ from pathlib import Path
 from fwmapping import SentTag
 
 from gears.dicom_send.config import SendConfig
-from gears.dicom_send.gear import prepare
+from gears.dicom_send.gear import Pipeline, Row, Source
 from gears.dicom_send.sender import Peer, Sender
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
@@ -103,11 +103,11 @@ def main() -> None:
 
         def ours(port: int) -> float:
             start = time.perf_counter()
-            work = root / "work"
             cfg = SendConfig("127.0.0.1", "STORESCP", port=port, sent_tag=SentTag())
-            tagged, _ = prepare(archive, archive.name, work, cfg)
-            result = Sender(Peer("127.0.0.1", port, "STORESCP"), work / "conv").send(tagged)
-            assert len(result.sent) == COUNT
+            row = Row("", archive.name, archive.name)
+            sender = Sender(Peer("127.0.0.1", port, "STORESCP"))
+            Pipeline(root / "work", cfg, sender, None).run([Source(row, path=archive)])
+            assert row.sent == COUNT, row
             return time.perf_counter() - start
 
         def dcmtk(port: int) -> float:

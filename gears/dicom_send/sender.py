@@ -11,24 +11,28 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+import pynetdicom
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from . import contexts
-from .tagging import TaggedFile, convert
+from .tagging import Prepared, convert
 
 log = logging.getLogger(__name__)
 
 
 RECONNECTS = 2  # a dropped association is re-opened this many times without progress
 RECONNECT_DELAY = 0.5
+# pynetdicom's network thread naps 1 ms whenever it finds nothing to do; on a busy send that
+# nap is paid several times per C-STORE. A shorter nap (only on our own associations, only
+# while they are open) keeps the link busy at the cost of some idle polling.
+DUL_LOOP_DELAY = 0.0001
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 
 
@@ -48,14 +52,6 @@ class Peer:
     def describe(self) -> str:
         tls = " over TLS" if self.ssl_context else ""
         return f"{self.called_ae}@{self.host}:{self.port}{tls}"
-
-
-@dataclass
-class SendResult:
-    sent: list[TaggedFile] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # source name -> reason
-    tls: list[tuple[str, str]] = field(default_factory=list)  # (version, cipher) per association
-    associations: int = 0
 
 
 @contextmanager
@@ -87,7 +83,7 @@ def _ae(peer: Peer) -> AE:
 def associate(peer: Peer, requested: list[Any]) -> Association:
     """Open one association (TLS and TCP_NODELAY every time)."""
     tls_args = (peer.ssl_context, peer.host) if peer.ssl_context else None
-    return _ae(peer).associate(
+    assoc = _ae(peer).associate(
         peer.host,
         peer.port,
         contexts=requested,
@@ -95,6 +91,33 @@ def associate(peer: Peer, requested: list[Any]) -> Association:
         tls_args=tls_args,
         evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)],
     )
+    keep_responses(assoc)
+    if hasattr(assoc.dul, "_run_loop_delay"):
+        assoc.dul._run_loop_delay = DUL_LOOP_DELAY
+    return assoc
+
+
+def keep_responses(assoc: Association) -> None:
+    """Work around a race in pynetdicom 3.0's requestor (checked for 3.0.x only).
+
+    ``send_c_store`` pauses the association's reactor thread by clearing an event and
+    waiting for a flag, but the reactor can set the flag, pass the still-set event and take
+    the C-STORE response off the DIMSE queue itself; it then drops it as "unexpected" and
+    the send waits for the DIMSE timeout (seen about once per few hundred back-to-back
+    stores). A response the reactor takes is put back on the queue for ``send_c_store``.
+    """
+    if not pynetdicom.__version__.startswith("3.0.") or not hasattr(assoc, "_serve_request"):
+        return
+    serve = assoc._serve_request
+    queue = assoc.dimse.msg_queue
+
+    def serve_or_return(msg: Any, context_id: int) -> None:
+        if msg is not None and not msg.is_valid_request:
+            queue.put((context_id, msg))  # a response: it belongs to the waiting sender
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_or_return  # type: ignore[method-assign]
 
 
 def _why_not(assoc: Association, peer: Peer) -> str:
@@ -170,104 +193,110 @@ def _tls_info(assoc: Association) -> tuple[str, str] | None:
 
 
 class Sender:
-    """Sends tagged files to one peer; ``convert_dir`` holds decompressed fallbacks."""
+    """Sends prepared instances to one peer, one at a time, over one association at a time.
 
-    def __init__(self, peer: Peer, convert_dir: Path, on_sent: Callable[[], None] | None = None):
+    The association is opened when the first instance arrives and kept open; it is
+    re-opened (with contexts for every SOP class and syntax seen so far, at most 128) when
+    an instance needs a context it lacks, or when the peer dropped it. When the peer cannot
+    be reached again after a few tries it is taken as down: the rest fail at once with the
+    same reason instead of each waiting for its own time-outs.
+    """
+
+    def __init__(self, peer: Peer):
         self.peer = peer
-        self.convert_dir = convert_dir
-        self.on_sent = on_sent
+        self.assoc: Association | None = None
+        self.seen: set[tuple[str, str]] = set()
+        self.requested: set[tuple[str, str]] = set()
+        self.accepted: set[tuple[str, str]] = set()
+        self.down: str | None = None
+        self.associations = 0
+        self.tls: list[tuple[str, str]] = []  # (TLS version, cipher) per association
 
-    def send(self, files: Iterable[TaggedFile]) -> SendResult:
-        result = SendResult()
-        files = list(files)
-        pairs = {(f.sop_class, f.transfer_syntax) for f in files}
-        with chunked_from_disk():
-            for group in contexts.plan(pairs):
-                classes = {abstract for abstract, _ in group}
-                members = [f for f in files if f.sop_class in classes]
-                self._send_group(group, members, result)
-        return result
-
-    def _send_group(
-        self, group: list[tuple[str, list[str]]], files: list[TaggedFile], result: SendResult
-    ) -> None:
-        pending = list(files)
-        failures_without_progress = 0
-        while pending:
-            assoc = associate(self.peer, contexts.build(group))
-            if not assoc.is_established:
-                failures_without_progress += 1
-                reason = _why_not(assoc, self.peer)
-                if failures_without_progress > RECONNECTS:
-                    for item in pending:
-                        result.failed[item.source_name] = reason
-                    log.error("%s; %d file(s) not sent", reason, len(pending))
-                    return
-                log.warning("%s; retrying", reason)
+    def send(self, item: Prepared) -> str | None:
+        """Send one instance; None when the peer acknowledged it, else the reason it was not."""
+        if self.down:
+            return self.down
+        pair = (item.sop_class, item.transfer_syntax)
+        self.seen.add(pair)
+        failures = 0
+        while True:
+            if self.assoc is None or not self.assoc.is_established or pair not in self.requested:
+                reason = self._open(item.sop_class)
+                if reason:
+                    failures += 1
+                    if failures > RECONNECTS:
+                        self.down = reason
+                        log.error("%s; nothing more is sent", reason)
+                        return reason
+                    log.warning("%s; retrying", reason)
+                    time.sleep(RECONNECT_DELAY)
+                    continue
+            assert self.assoc is not None
+            try:
+                to_send = self._matching(item)
+            except ValueError as exc:
+                return str(exc)
+            try:
+                with chunked_from_disk():
+                    status = self.assoc.send_c_store(
+                        to_send.dataset if to_send.dataset is not None else to_send.path
+                    )
+            finally:
+                if to_send is not item:
+                    to_send.release()
+            if not status:  # aborted, timed out or connection lost: reconnect and resend
+                self._drop()
+                failures += 1
+                if failures > RECONNECTS:
+                    self.down = f"association with {self.peer.describe()} lost"
+                    log.error("%s; nothing more is sent", self.down)
+                    return self.down
+                log.warning("association with %s lost; reconnecting", self.peer.describe())
                 time.sleep(RECONNECT_DELAY)
                 continue
-            result.associations += 1
-            info = _tls_info(assoc)
-            if info:
-                result.tls.append(info)
-            accepted = {
-                (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-                for cx in assoc.accepted_contexts
-            }
-            progressed = False
-            try:
-                while pending and assoc.is_established:
-                    item = pending[0]
-                    try:
-                        to_send = self._matching(item, accepted)
-                    except ValueError as exc:
-                        result.failed[item.source_name] = str(exc)
-                        log.error("%s: %s", item.source_name, exc)
-                        pending.pop(0)
-                        continue
-                    try:
-                        status = assoc.send_c_store(to_send.path)
-                    finally:
-                        if to_send is not item:
-                            to_send.path.unlink(missing_ok=True)
-                    if not status:  # aborted, timed out or connection lost: reconnect
-                        break
-                    pending.pop(0)
-                    progressed = True
-                    code = int(status.get("Status", 0xFFFF))
-                    if code in SUCCESS_OR_WARNING:
-                        result.sent.append(item)
-                        if self.on_sent:
-                            self.on_sent()
-                    else:
-                        reason = f"peer answered C-STORE with status 0x{code:04X}"
-                        result.failed[item.source_name] = reason
-                        log.error("%s: %s", item.source_name, reason)
-            finally:
-                if assoc.is_established:
-                    assoc.release()
-            if pending:
-                failures_without_progress = 0 if progressed else failures_without_progress + 1
-                if failures_without_progress > RECONNECTS:
-                    reason = f"association with {self.peer.describe()} lost"
-                    for item in pending:
-                        result.failed[item.source_name] = reason
-                    log.error("%s; %d file(s) not sent", reason, len(pending))
-                    return
-                log.warning(
-                    "association with %s lost; reconnecting (%d file(s) left)",
-                    self.peer.describe(),
-                    len(pending),
-                )
-                time.sleep(RECONNECT_DELAY)
+            code = int(status.get("Status", 0xFFFF))
+            if code in SUCCESS_OR_WARNING:
+                return None
+            return f"peer answered C-STORE with status 0x{code:04X}"
 
-    def _matching(self, item: TaggedFile, accepted: set[tuple[str, str]]) -> TaggedFile:
-        """The file itself if its syntax was accepted, else an uncompressed copy, or raise."""
-        if (item.sop_class, item.transfer_syntax) in accepted:
+    def close(self) -> None:
+        """Release the association (if any); the peer keeps everything it acknowledged."""
+        self._drop()
+
+    def _drop(self) -> None:
+        if self.assoc is not None and self.assoc.is_established:
+            self.assoc.release()
+        self.assoc = None
+        self.requested = set()
+        self.accepted = set()
+
+    def _open(self, sop_class: str) -> str | None:
+        """(Re)associate with contexts for everything seen, ``sop_class``'s group first."""
+        self._drop()
+        groups = contexts.plan(self.seen)
+        group = next(g for g in groups if any(abstract == sop_class for abstract, _ in g))
+        try:
+            assoc = associate(self.peer, contexts.build(group))
+        except (OSError, ValueError) as exc:
+            return f"cannot connect to {self.peer.describe()}: {exc}"
+        if not assoc.is_established:
+            return _why_not(assoc, self.peer)
+        self.assoc = assoc
+        self.associations += 1
+        info = _tls_info(assoc)
+        if info:
+            self.tls.append(info)
+        self.requested = {(abstract, syntax) for abstract, syntaxes in group for syntax in syntaxes}
+        self.accepted = {
+            (str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts
+        }
+        return None
+
+    def _matching(self, item: Prepared) -> Prepared:
+        """The instance itself if its syntax was accepted, else an uncompressed copy, or raise."""
+        if (item.sop_class, item.transfer_syntax) in self.accepted:
             return item
         for syntax in contexts.UNCOMPRESSED:
-            if (item.sop_class, syntax) in accepted:
-                target = self.convert_dir / (item.path.name + ".uncompressed")
-                self.convert_dir.mkdir(parents=True, exist_ok=True)
-                return convert(item, syntax, target)
+            if (item.sop_class, syntax) in self.accepted:
+                return convert(item, syntax)
         raise ValueError(f"peer accepts no transfer syntax for SOP class {item.sop_class}")

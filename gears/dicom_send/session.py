@@ -1,4 +1,9 @@
-"""No-input mode: the DICOM files of the destination, downloaded one at a time to disk."""
+"""No-input mode: the DICOM files of the destination, downloaded one at a time to disk.
+
+Files attached to an acquisition and files attached to a session itself are both sent,
+each as its own report row. A remote file name is never used as a path: every download
+goes to a name the gear generates inside its work folder.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +15,60 @@ from typing import Any
 import backoff
 from fwmapping.flywheel_errors import is_permanent
 
-from gears.common.hierarchy import Scope, walk
+from gears.common.hierarchy import Scope, to_file, walk
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    acquisition_id: str
+    container: str  # "acquisition" or "session"
+    container_id: str
     name: str
-    fw_path: str  # group/project/subject/session/acquisition/files/name
+    fw_path: str  # group/project/subject/session[/acquisition]/files/name
     images: int  # zip member count when the site knows it (for rows of unsent files)
 
+    @property
+    def acquisition_id(self) -> str:
+        return self.container_id if self.container == "acquisition" else ""
 
-def dicom_files(scope: Scope) -> list[RemoteFile]:
-    """Every DICOM file (``File.is_dicom``) in the acquisitions of ``scope``, in a stable order."""
+
+def _images(item: Any) -> int:
+    return int(item.info.get("zip_member_count") or 0) if isinstance(item.info, dict) else 0
+
+
+def dicom_files(scope: Scope, client: Any = None) -> list[RemoteFile]:
+    """Every DICOM file (``File.is_dicom``) in the acquisitions of ``scope`` and, with a
+    client, attached to its sessions themselves; in a stable order."""
     found = []
     for acquisition in sorted(scope.acquisitions, key=lambda a: (a.session.label, a.label, a.id)):
         for item in sorted(acquisition.files, key=lambda f: f.name):
-            if not item.is_dicom:
-                continue
-            found.append(
-                RemoteFile(
-                    acquisition_id=acquisition.id,
-                    name=item.name,
-                    fw_path=f"{acquisition.fw_path}/files/{item.name}",
-                    images=int(item.info.get("zip_member_count") or 0)
-                    if isinstance(item.info, dict)
-                    else 0,
+            if item.is_dicom:
+                found.append(
+                    RemoteFile(
+                        "acquisition",
+                        acquisition.id,
+                        item.name,
+                        f"{acquisition.fw_path}/files/{item.name}",
+                        _images(item),
+                    )
                 )
-            )
+    if client is None:
+        return found
+    for one in sorted(scope.sessions, key=lambda s: (s.label, s.id)):
+        raw = client.get_session(one.id)
+        files = [to_file(entry) for entry in (getattr(raw, "files", None) or [])]
+        for item in sorted(files, key=lambda f: f.name):
+            if item.is_dicom:
+                found.append(
+                    RemoteFile(
+                        "session",
+                        one.id,
+                        item.name,
+                        f"{one.fw_path}/files/{item.name}",
+                        _images(item),
+                    )
+                )
     return found
 
 
@@ -48,7 +77,8 @@ def scope_of(client: Any, container_type: str, container_id: str) -> Scope:
 
 
 def download(client: Any, remote: RemoteFile, dest: Path, max_time: float) -> Path:
-    """Stream one file to ``dest``; retry with exponential backoff for up to ``max_time`` s."""
+    """Stream one file to ``dest`` (a generated path, never the remote name); retry with
+    exponential backoff for up to ``max_time`` s."""
     dest.parent.mkdir(parents=True, exist_ok=True)
 
     @backoff.on_exception(
@@ -65,7 +95,10 @@ def download(client: Any, remote: RemoteFile, dest: Path, max_time: float) -> Pa
         logger=None,
     )
     def fetch() -> None:
-        client.download_file_from_acquisition(remote.acquisition_id, remote.name, str(dest))
+        if remote.container == "session":
+            client.download_file_from_session(remote.container_id, remote.name, str(dest))
+        else:
+            client.download_file_from_acquisition(remote.container_id, remote.name, str(dest))
 
     fetch()
     return dest

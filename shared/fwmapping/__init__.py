@@ -12,7 +12,7 @@ from .fields import (
     header_info,
     header_text,
 )
-from .header import NotDicomError, read_first_header, read_header, text
+from .header import NotDicomError, read_dataset, read_first_header, read_header, text
 from .mapping import acquisition_uid, is_siemens, map_dataset
 from .names import capitalize, split_patient_name
 from .paths import UnsafePathError, inside, safe_component
@@ -76,6 +76,7 @@ __all__ = [
     "policy_allows",
     "policy_allows_value",
     "policy_field",
+    "read_dataset",
     "read_first_header",
     "read_header",
     "resolve_placement",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -15,27 +15,47 @@ class NotDicomError(ValueError):
     """The file is not DICOM, or too damaged to read its header."""
 
 
-def read_header(path: str | Path) -> Dataset:
+def read_header(path: str | Path | BinaryIO) -> Dataset:
     """The file's header, stopping before the pixel data.
 
     Files without the 128-byte preamble (written by some older scanners) are accepted when
     they parse as a dataset that has a SOPInstanceUID or StudyInstanceUID.
     """
+    return _read(path, stop_before_pixels=True)
+
+
+def read_dataset(source: str | Path | BinaryIO, defer_size: int | None = None) -> Dataset:
+    """The whole file (pixel data included) under the same rule as :func:`read_header`;
+    values longer than ``defer_size`` bytes stay on disk until used (paths only)."""
+    return _read(source, stop_before_pixels=False, defer_size=defer_size)
+
+
+def _read(
+    source: str | Path | BinaryIO, *, stop_before_pixels: bool, defer_size: int | None = None
+) -> Dataset:
+    def attempt(force: bool) -> Dataset:
+        if not isinstance(source, (str, Path)):
+            source.seek(0)
+        return pydicom.dcmread(
+            source, stop_before_pixels=stop_before_pixels, defer_size=defer_size, force=force
+        )
+
+    name = source if isinstance(source, (str, Path)) else getattr(source, "name", "data")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return attempt(force=False)
     except InvalidDicomError:
         pass
     except (OSError, EOFError) as exc:
-        raise NotDicomError(f"{path}: cannot read ({exc})") from None
+        raise NotDicomError(f"{name}: cannot read ({exc})") from None
     except Exception as exc:  # pydicom raises many types on damaged files
-        raise NotDicomError(f"{path}: damaged DICOM header ({type(exc).__name__}: {exc})") from None
+        raise NotDicomError(f"{name}: damaged DICOM header ({type(exc).__name__}: {exc})") from None
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        ds = attempt(force=True)
         if "SOPInstanceUID" in ds or "StudyInstanceUID" in ds:
             return ds
     except Exception:  # noqa: BLE001 - anything unreadable here simply is not DICOM
         pass
-    raise NotDicomError(f"{path}: not a DICOM file")
+    raise NotDicomError(f"{name}: not a DICOM file")
 
 
 def read_first_header(path: str | Path) -> Dataset:

@@ -12,7 +12,7 @@ from fwmapping import SentTag
 from gears.dicom_send import tls
 from gears.dicom_send.config import TlsSettings
 from gears.dicom_send.sender import Peer, PeerError, Sender, echo
-from gears.dicom_send.tagging import tag_copy
+from gears.dicom_send.tagging import prepare
 from tests.integration.dicom_send_helpers import received, run_gear, storescp
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
@@ -47,17 +47,19 @@ def test_mutual_tls_per_profile_and_tls_kept_on_reconnect(
 ) -> None:
     peers.require("storescp")
     settings = TlsSettings(True, profile, True, pki.client_key, pki.client_cert, pki.ca)
-    tagged = [tag_copy(p, tmp_path / "t" / p.name, SentTag()) for p in series]
+    tagged = [prepare(p, p.name, SentTag()) for p in series]
     with storescp(tmp_path / "out", _tls_storescp_args(pki, profile)) as port:
         peer = Peer("127.0.0.1", port, "STORESCP", ssl_context=tls.client_context(settings))
         echo(peer)
-        sender = Sender(peer, tmp_path / "conv")
-        first = sender.send(tagged[:2])
-        second = sender.send(tagged[2:])  # a new association: TLS again, never plain
-    assert len(first.sent) + len(second.sent) == 4
+        sender = Sender(peer)
+        results = [sender.send(item) for item in tagged[:2] if item]
+        sender.close()
+        results += [sender.send(item) for item in tagged[2:] if item]  # TLS again, never plain
+        sender.close()
+    assert results == [None] * 4
     assert len(received(tmp_path / "out")) == 4
-    negotiated = first.tls + second.tls
-    assert len(negotiated) == 2
+    negotiated = sender.tls
+    assert len(negotiated) == 2 and sender.associations == 2
     versions = {version for version, _ in negotiated}
     ciphers = {cipher for _, cipher in negotiated}
     if profile == "BCP195-EX":
