@@ -57,6 +57,13 @@ class Prepared:
             self.path.unlink(missing_ok=True)
 
 
+def _head(source: bytes | Path) -> bytes:
+    if isinstance(source, bytes):
+        return source[:132]
+    with source.open("rb") as handle:
+        return handle.read(132)
+
+
 def _uid(ds: Dataset, tag: int) -> str:
     """A UID read without converting the raw element (so it is written back as read)."""
     element = ds.get_item(tag)
@@ -76,6 +83,20 @@ def body_encoding(ds: Dataset) -> tuple[bool, bool] | None:
     if implicit is None or little is None:
         return None
     return bool(implicit), bool(little)
+
+
+def truncated(ds: Dataset) -> str | None:
+    """Why the data set is cut short (an element holds fewer bytes than it declares)."""
+    for key in ds.keys():  # noqa: SIM118 - iterating ds itself would convert raw elements
+        element = ds.get_item(key)
+        if not isinstance(element, RawDataElement) or element.length == 0xFFFFFFFF:
+            continue
+        if isinstance(element.value, bytes) and len(element.value) < element.length:
+            return (
+                f"truncated: element {element.tag} holds {len(element.value)} of its "
+                f"{element.length} bytes"
+            )
+    return None
 
 
 def _syntax_for(encoding: tuple[bool, bool]) -> UID:
@@ -131,7 +152,10 @@ def prepare(
             ds = read_dataset(io.BytesIO(data))
         else:
             ds = read_dataset(source, defer_size=DEFER)
-    except NotDicomError:
+    except NotDicomError as exc:
+        head = data[:132] if data is not None else _head(source)
+        if head[128:132] == b"DICM":  # DICOM by its preamble, but damaged: not sent, counted
+            raise NotSendable(str(exc).replace(str(source), name)) from None
         return None
     meta = ds.get("file_meta") or FileMetaDataset()
     if _uid(meta, 0x00020002) == MediaStorageDirectoryStorage:
@@ -139,6 +163,9 @@ def prepare(
     sop_class, sop_instance = _uid(ds, 0x00080016), _uid(ds, 0x00080018)
     if not sop_class or not sop_instance:
         raise NotSendable(f"{name}: no SOP Class/Instance UID")
+    cut = truncated(ds)
+    if cut:
+        raise NotSendable(f"{name}: {cut}")
     syntax = transfer_syntax(ds, name)
     if not (syntax.is_compressed or syntax.is_deflated):
         ds.set_original_encoding(
