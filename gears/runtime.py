@@ -25,6 +25,9 @@ GEARS = {
     "mapping-audit": "gears.mapping_audit.gear",
 }
 
+EXIT_FAILED = 1  # the gear ran and something it had to do did not happen
+EXIT_CONFIG = 2  # configuration, inputs or destination the gear cannot work with: nothing done
+
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 GEAR_ROOT = "/flywheel/v0"
 
@@ -75,7 +78,7 @@ def run_gear(gear: str, root: Path) -> int:
     config = root / "config.json"
     if not config.is_file():
         log.error("no config.json in %s: a gear needs Flywheel's config.json to run", root)
-        return 2
+        return EXIT_CONFIG
     module = importlib.import_module(GEARS[gear])
     try:
         context = GearContext(
@@ -86,20 +89,20 @@ def run_gear(gear: str, root: Path) -> int:
     except Exception as exc:  # bad config.json, manifest or api-key: say so in one line
         log.debug("gear context for %s failed", gear, exc_info=True)
         log.error("%s cannot start: %s: %s", gear, type(exc).__name__, exc)
-        return 2
+        return EXIT_CONFIG
     with context:
         context.init_logging()
         rebase_inputs(context, root)
         problem = check_config(context)
         if problem:
             log.error("%s: invalid configuration: %s", gear, problem)
-            return 2
+            return EXIT_CONFIG
         try:
             code = int(module.run(context))
         except Exception as exc:  # the one place a gear's unexpected error becomes a message
             log.debug("gear %s failed", gear, exc_info=True)
             log.error("%s failed: %s: %s", gear, type(exc).__name__, exc)
-            return 1
+            return EXIT_FAILED
     return code
 
 
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root).resolve()
     if not root.is_dir():
         log.error("gear root %s does not exist", root)
-        return 2
+        return EXIT_CONFIG
     return run_gear(args.gear, root)
 
 

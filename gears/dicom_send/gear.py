@@ -25,6 +25,7 @@ from typing import Any
 from fwmapping import inside
 
 from gears.common.report import report_name, write_report
+from gears.runtime import EXIT_CONFIG, EXIT_FAILED
 
 from . import config as settings
 from . import inputs, session, tls
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 
 GEAR = "dicom-send"
 COLUMNS = ["Acquisition ID", "FW Path", "Filename", "Images in Series", "Images Sent", "Status"]
-EXIT_FAILED = 1  # something was not sent, or the report could not be written
-EXIT_CONFIG = 2  # the configuration or inputs cannot work (as gears.runtime)
 QUEUE_SIZE = 8  # prepared instances waiting to be sent (memory stays flat)
 
 

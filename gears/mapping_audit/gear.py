@@ -101,16 +101,16 @@ def run(context: GearContext) -> int:
     client = context.client
     if client is None:
         log.error("mapping-audit needs the api-key input to read the site")
-        return 1
+        return 2  # a configuration error, as gears.runtime.EXIT_CONFIG
     try:
         check_settings(opts)
         kind, cid, local = target(context, client)
         walker = Walker(client)
         scope = walker.walk(kind, cid)
         result = audit(client, walker, scope, opts, local, look_elsewhere=kind != "project")
-    except AuditError as exc:
+    except AuditError as exc:  # invalid config or a destination it cannot audit
         log.error("%s", exc)
-        return 1
+        return 2  # a configuration error, as gears.runtime.EXIT_CONFIG
     except Exception as exc:
         status = getattr(exc, "status", None)
         if status is None:

@@ -293,7 +293,7 @@ def test_session_run_downloads_header_when_info_is_missing(
 
 def test_audit_that_cannot_run_exits_non_zero(tmp_path: Path, fwlite: FwliteServer) -> None:
     code, _, rows = audit(tmp_path, fwlite, ("group", "psych"))
-    assert (code, rows) == (1, [])
+    assert (code, rows) == (2, [])  # a destination it cannot audit: a configuration error
     code, _, rows = audit(tmp_path / "x", fwlite, ("project", "0123456789abcdef01234567"))
     assert (code, rows) == (1, [])
 
@@ -301,5 +301,5 @@ def test_audit_that_cannot_run_exits_non_zero(tmp_path: Path, fwlite: FwliteServ
 def test_no_api_key_exits_non_zero(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:
     pid = project(fw, "psych", "study01")
     root = make_gear_root(tmp_path, config={}, destination={"type": "project", "id": pid})
-    assert runtime.main(["run", "mapping-audit", "--root", str(root)]) == 1
+    assert runtime.main(["run", "mapping-audit", "--root", str(root)]) == runtime.EXIT_CONFIG
     assert list((root / "output").glob("*.csv")) == []
