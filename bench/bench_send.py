@@ -2,8 +2,8 @@
 
 The same 500-image series (256x256 MR, ~132 KB each, zipped as Flywheel stores it) goes to
 dcmtk's storescp (TCP_NODELAY=1) three ways. The gear is timed from the zip to the last
-C-STORE response (unpack + tag + send), like fw-gear-dicom-send (get_dicom_collection +
-dicom_send), which runs in its own virtual environment under bench/.venvs/ (it needs
+C-STORE response (unpack + read + tag + send, pipelined as the gear runs it), like
+fw-gear-dicom-send (get_dicom_collection + dicom_send), which runs in its own virtual environment under bench/.venvs/ (it needs
 pydicom 2 and pynetdicom 2). storescu sends the plain files: the limit to approach.
 """
 
@@ -140,13 +140,17 @@ def main() -> None:
         run("fw-gear-dicom-send 4.2.0", old)
         if "this gear" in results and "fw-gear-dicom-send 4.2.0" in results:
             ratio = results["fw-gear-dicom-send 4.2.0"] / results["this gear"]
-            verdict = "meets" if ratio >= 2 else "MISSES"
+            verdict = "meets" if ratio >= 3 else "MISSES"
             print(
-                f"this gear vs fw-gear-dicom-send 4.2.0: {ratio:.1f}x faster ({verdict} the 2x target)"
+                f"this gear vs fw-gear-dicom-send 4.2.0: {ratio:.1f}x faster "
+                f"({verdict} the >= 3x target)"
             )
         if "this gear" in results and "storescu" in results:
             ratio = results["this gear"] / results["storescu"]
-            print(f"this gear vs storescu: {ratio:.1f}x storescu's time (1.0 is the limit)")
+            verdict = "meets" if ratio <= 3 else "MISSES"
+            print(
+                f"this gear vs storescu: {ratio:.1f}x storescu's time ({verdict} the <= 3x target)"
+            )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,11 @@ class Pipeline:
 
     def _consume(self) -> None:
         while True:
-            job = self.jobs.get()
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:  # waiting for the next file: the association is watched
+                self.sender.idle()
+                job = self.jobs.get()
             if job is _DONE:
                 return
             try:

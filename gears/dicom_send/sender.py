@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,6 +121,47 @@ def keep_responses(assoc: Association) -> None:
     assoc._serve_request = serve_or_return  # type: ignore[method-assign]
 
 
+class _Checkpoint(threading.Event):
+    """pynetdicom's reactor checkpoint, held closed between our back-to-back C-STOREs.
+
+    An association's reactor thread (it watches for peer release/abort) naps 1 ms per loop,
+    and every ``send_c_store`` first waits until that thread has parked itself, so each
+    C-STORE paid up to a millisecond (more on a busy machine) before anything was sent.
+    While ``held``, the ``set()`` that ``send_c_store`` does after its response is skipped,
+    so the reactor stays parked and the next C-STORE starts at once. Released (a real
+    ``set()``) whenever the sender waits for work and before the association is released,
+    so the reactor watches the association whenever we are not sending on it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = False
+        super().set()
+
+    def set(self) -> None:
+        if not self.held:
+            super().set()
+
+    def hold(self) -> None:
+        self.held = True
+        self.clear()
+
+    def let_go(self) -> None:
+        self.held = False
+        super().set()
+
+
+def _parkable(assoc: Association) -> _Checkpoint | None:
+    """Install the holdable checkpoint on our association (pynetdicom 3.0.x only)."""
+    if not pynetdicom.__version__.startswith("3.0.") or not isinstance(
+        getattr(assoc, "_reactor_checkpoint", None), threading.Event
+    ):
+        return None
+    checkpoint = _Checkpoint()
+    assoc._reactor_checkpoint = checkpoint
+    return checkpoint
+
+
 def _why_not(assoc: Association, peer: Peer) -> str:
     if assoc.is_rejected:
         rsp = assoc.acceptor.primitive
@@ -205,6 +247,7 @@ class Sender:
     def __init__(self, peer: Peer):
         self.peer = peer
         self.assoc: Association | None = None
+        self.checkpoint: _Checkpoint | None = None
         self.seen: set[tuple[str, str]] = set()
         self.requested: set[tuple[str, str]] = set()
         self.accepted: set[tuple[str, str]] = set()
@@ -232,6 +275,8 @@ class Sender:
                     time.sleep(RECONNECT_DELAY)
                     continue
             assert self.assoc is not None
+            if self.checkpoint is not None:
+                self.checkpoint.hold()
             try:
                 to_send = self._matching(item)
             except ValueError as exc:
@@ -259,14 +304,21 @@ class Sender:
                 return None
             return f"peer answered C-STORE with status 0x{code:04X}"
 
+    def idle(self) -> None:
+        """No C-STORE follows at once: let pynetdicom watch the association meanwhile."""
+        if self.checkpoint is not None:
+            self.checkpoint.let_go()
+
     def close(self) -> None:
         """Release the association (if any); the peer keeps everything it acknowledged."""
         self._drop()
 
     def _drop(self) -> None:
+        self.idle()
         if self.assoc is not None and self.assoc.is_established:
             self.assoc.release()
         self.assoc = None
+        self.checkpoint = None
         self.requested = set()
         self.accepted = set()
 
@@ -282,6 +334,7 @@ class Sender:
         if not assoc.is_established:
             return _why_not(assoc, self.peer)
         self.assoc = assoc
+        self.checkpoint = _parkable(assoc)
         self.associations += 1
         info = _tls_info(assoc)
         if info:
