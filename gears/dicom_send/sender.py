@@ -33,7 +33,7 @@ RECONNECT_DELAY = 0.5
 # pynetdicom's network thread naps 1 ms whenever it finds nothing to do; on a busy send that
 # nap is paid several times per C-STORE. A shorter nap (only on our own associations, only
 # while they are open) keeps the link busy at the cost of some idle polling.
-DUL_LOOP_DELAY = 0.0001
+DUL_LOOP_DELAY = 0.0003
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 
 
