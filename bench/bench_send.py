@@ -3,8 +3,8 @@
 The same 500-image series (256x256 MR, ~132 KB each, zipped as Flywheel stores it) goes to
 dcmtk's storescp (TCP_NODELAY=1) three ways. The gear is timed from the zip to the last
 C-STORE response (unpack + read + tag + send, pipelined as the gear runs it), like
-fw-gear-dicom-send (get_dicom_collection + dicom_send), which runs in its own virtual environment under bench/.venvs/ (it needs
-pydicom 2 and pynetdicom 2). storescu sends the plain files: the limit to approach.
+fw-gear-dicom-send (get_dicom_collection + dicom_send), which runs in its own virtual
+environment under bench/.venvs/ (it needs pydicom 2 and pynetdicom 2). storescu sends the plain files: the limit to approach.
 Each runs three times, interleaved, and the ratios are those of the medians, so a machine
 shared with other work skews all three alike.
 """
