@@ -10,6 +10,7 @@ the same checks; deeper archives are reported as not sent, never silently ignore
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 import stat
@@ -186,7 +187,7 @@ def _zip_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
             )
         for info in infos:
             if not info.is_dir():
-                yield info.filename, info.file_size, (lambda info=info: archive.open(info))
+                yield info.filename, info.file_size, functools.partial(archive.open, info)
 
 
 def _tar_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
@@ -206,7 +207,7 @@ def _tar_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
             )
         for info in infos:
             if info.isfile():
-                yield info.name, info.size, (lambda info=info: archive.extractfile(info))
+                yield info.name, info.size, functools.partial(archive.extractfile, info)
 
 
 def _read(

@@ -281,11 +281,12 @@ class Sender:
                 to_send = self._matching(item)
             except ValueError as exc:
                 return str(exc)
+            payload = to_send.dataset if to_send.dataset is not None else to_send.path
+            if payload is None:
+                return "nothing to send (already released)"
             try:
                 with chunked_from_disk():
-                    status = self.assoc.send_c_store(
-                        to_send.dataset if to_send.dataset is not None else to_send.path
-                    )
+                    status = self.assoc.send_c_store(payload)
             finally:
                 if to_send is not item:
                     to_send.release()

@@ -151,6 +151,7 @@ def prepare(
         if data is not None:
             ds = read_dataset(io.BytesIO(data))
         else:
+            assert isinstance(source, Path)
             ds = read_dataset(source, defer_size=DEFER)
     except NotDicomError as exc:
         head = data[:132] if data is not None else _head(source)

@@ -46,9 +46,9 @@ def _blocks(ds: Dataset, tag: SentTag) -> list[int]:
     creator = _plain(tag.creator)
     slots = []
     for key in list(ds.keys()):
-        if key.group == tag.group and 0x10 <= key.element <= 0xFF:
-            if _plain(_value(ds, key)) == creator:
-                slots.append(key.element)
+        in_block = key.group == tag.group and 0x10 <= key.element <= 0xFF
+        if in_block and _plain(_value(ds, key)) == creator:
+            slots.append(key.element)
     return slots
 
 
