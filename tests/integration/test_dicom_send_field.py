@@ -186,3 +186,28 @@ def _run(root: Path, one: Path, **config: object) -> int:
         files={"file": (one, {})},
     )
     return fwgear(["run", "dicom-send", "--root", str(root)])
+
+
+def test_each_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pydicom read per file decides it is DICOM and gives what is sent (issue 12.4)."""
+    peers.require("storescp")
+    import fwmapping.header
+
+    series = write_series(tmp_path / "src", SeriesSpec(count=7))
+    archive = tmp_path / "s.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in series:
+            zf.write(path, path.name)
+    reads: list[object] = []
+    real = fwmapping.header.pydicom.dcmread
+
+    def counting(*args: object, **kwargs: object) -> object:
+        reads.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fwmapping.header.pydicom, "dcmread", counting)
+    with storescp(tmp_path / "out") as port:
+        code, rows = run_gear(tmp_path / "gear", port, files={"file": (archive, {})})
+    monkeypatch.undo()
+    assert (code, rows[0]["Images Sent"]) == (0, "7")
+    assert len(reads) == 7
