@@ -15,6 +15,7 @@ import contextlib
 import logging
 import queue
 import shutil
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 GEAR = "dicom-send"
 COLUMNS = ["Acquisition ID", "FW Path", "Filename", "Images in Series", "Images Sent", "Status"]
 QUEUE_SIZE = 8  # prepared instances waiting to be sent (memory stays flat)
+# Three threads hand each instance on (prepare -> send -> pynetdicom's network thread);
+# with Python's default 5 ms switch interval a thread with work can wait that long for
+# the interpreter while another computes. Shorter turns while the pipeline runs.
+SWITCH_INTERVAL = 0.0005
 
 
 def status_of(images: int, sent: int) -> str:
@@ -97,10 +102,13 @@ class Pipeline:
 
     def run(self, sources: list[Source]) -> None:
         producer = threading.Thread(target=self._produce, args=(sources,), name="prepare")
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         producer.start()
         try:
             self._consume()
         finally:
+            sys.setswitchinterval(switch)
             self.stop.set()
             while producer.is_alive():  # unblock a producer waiting on a full queue
                 with contextlib.suppress(queue.Empty):
