@@ -141,3 +141,20 @@ def test_session_files_hostile_names_and_a_long_label(
     assert len(report.name.encode()) <= 200 and report.name.startswith("dicom-send_report-LLL")
     assert report.name in [f.name for f in fw.get_session(session.id).files]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_peer_down_nothing_downloaded_report_written(tmp_path: Path, fwlite: Any, fw: Any) -> None:
+    session = _seed_session(fw, tmp_path)
+    port = peers.free_port()  # nothing listens there
+    code, rows = run_gear(
+        tmp_path / "gear",
+        port,
+        api_key=fwlite.api_key,
+        destination={"id": session.id, "type": "session"},
+    )
+    assert code == 1
+    assert [(r["Images Sent"], r["Status"]) for r in rows] == [("0", "Failed"), ("0", "Failed")]
+    downloads = [r for r in fwlite.requests() if r["method"] == "GET" and "/files/" in r["path"]]
+    assert downloads == []  # nothing would go out: nothing is fetched
+    [report] = (tmp_path / "gear" / "output").glob("dicom-send_report-My Study_*.csv")
+    assert report.name in [f.name for f in fw.get_session(session.id).files]
