@@ -3,8 +3,9 @@
 Cells come from scanner data and file names, so every report is written safe to open in
 a spreadsheet (OWASP, CSV injection): a text cell starting with ``=``, ``+``, ``-``, ``@``,
 tab or carriage return gets a leading ``'`` so it is shown as text, never run as a
-formula, and every cell is quoted so a separator or line break inside a value (``a;=1+1``)
-cannot start a new cell in a spreadsheet that splits on another separator.
+formula, and every data cell is quoted so a separator or line break inside a value
+(``a;=1+1``) cannot start a new cell in a spreadsheet that splits on another separator.
+The header row (the gear's own column names) is written as is.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ def write_report(
     frame = pd.DataFrame(list(rows), columns=list(columns))
     path = output_dir / name
     output_dir.mkdir(parents=True, exist_ok=True)
-    frame.map(neutralise).to_csv(path, index=False, quoting=csv.QUOTE_ALL)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerow(columns)  # our own names, as is
+        frame.map(neutralise).to_csv(
+            handle, index=False, header=False, quoting=csv.QUOTE_ALL, lineterminator="\n"
+        )
     log.info(
         "Report %s (%d rows):\n%s",
         name,
