@@ -82,7 +82,7 @@ def _fill(service: QRService, studies: int) -> float:
 
 
 def _find_latency(port: int, queries: dict[str, dict[str, str]]) -> dict[str, tuple[float, int]]:
-    from fwagent.qr.scp import set_nodelay
+    from fwmapping.dimse import on_open_nodelay as set_nodelay
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelFind as Find,

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from pynetdicom.transport import ThreadedAssociationServer
+from fwmapping import dimse
 
 from . import metrics
 
@@ -45,7 +45,7 @@ def reject_pdu(result: int, source: int, reason: int) -> bytes:
     return struct.pack(">BBIBBBB", A_ASSOCIATE_RJ, 0, 4, 0, result, source, reason)
 
 
-class GatedServer(ThreadedAssociationServer):
+class GatedServer(dimse.Server):
     """pynetdicom's threaded server with the gate described in the module docstring."""
 
     allowed_hosts: frozenset[str] = frozenset()
@@ -89,7 +89,7 @@ class GatedServer(ThreadedAssociationServer):
 
     def _admit(self, request: socket.socket, host: str, pending: int) -> socket.socket | None:
         """The socket to hand to pynetdicom, or None if this connection was refused."""
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        dimse.nodelay(request)
         if pending > self.max_per_host:
             log.warning(
                 "dropped connection from %s: %d connections from it have sent no association"

@@ -28,33 +28,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from fwmapping import SentTag, is_sent_by_flywheel
+from fwmapping import SentTag, dimse, is_sent_by_flywheel
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom import (
-    AE,
-    ALL_TRANSFER_SYNTAXES,
-    AllStoragePresentationContexts,
-    _config,
-    evt,
-    register_uid,
-    sop_class,
-)
-from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.service_class import (
-    NonPatientObjectStorageServiceClass,
-    QueryRetrieveServiceClass,
-    StorageServiceClass,
-)
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    Verification,
-    uid_to_service_class,
-)
 
 from . import metrics
 from .completeness import incomplete
@@ -77,81 +57,6 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 DOES_NOT_MATCH_SOP_CLASS = 0xB007  # warning: stored, but not the SOP class the C-STORE named
-
-
-_STORAGE = (StorageServiceClass, NonPatientObjectStorageServiceClass)
-
-
-def storage_sop_classes() -> list[str]:
-    """Every storage SOP class pynetdicom knows, non-patient object storage included
-    (hanging protocols, color palettes...). With the unrestricted storage service pynetdicom
-    treats only the SOP classes it does not know (private, retired, newer) as storage; the
-    ones it knows must be supported contexts to be accepted."""
-    known = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
-    for name in dir(sop_class):
-        value = getattr(sop_class, name)
-        if isinstance(value, UID) and issubclass(uid_to_service_class(value), _STORAGE):
-            known.add(str(value))
-    return sorted(known)
-
-
-REACTOR_DELAY = 0.0002  # seconds; pynetdicom's default 1 ms idle sleeps cap a transfer
-
-
-def _on_conn_open(event: evt.Event) -> None:
-    """Shorter idle sleep for this association's DUL reactor (pynetdicom polls its socket
-    and sleeps 1 ms whenever nothing is ready: 3+ sleeps per instance on loopback)."""
-    event.assoc.dul._run_loop_delay = REACTOR_DELAY
-
-
-_fast_reactor_lock = threading.Lock()
-
-
-def _fast_association_reactor() -> None:
-    """pynetdicom's Association reactor sleeps a fixed 1 ms per loop, one DIMSE message per
-    loop; cap those sleeps at REACTOR_DELAY. Measured: ~1.3x the instances per second."""
-    import time as _time
-    import types
-
-    import pynetdicom.association as association
-
-    with _fast_reactor_lock:
-        if getattr(association.time, "fwagent_shim", False):
-            return
-        shim = types.ModuleType("time")
-        shim.__dict__.update(_time.__dict__)
-        shim.sleep = lambda seconds: _time.sleep(min(seconds, REACTOR_DELAY))  # type: ignore[attr-defined]
-        shim.fwagent_shim = True  # type: ignore[attr-defined]
-        association.time = shim
-
-
-_names_lock = threading.Lock()
-
-
-def name_known_services() -> None:
-    """Keep refusing the services we do not provide under the unrestricted storage service.
-
-    pynetdicom's unrestricted negotiation takes a public SOP class for storage when pydicom's
-    keyword for it is not a name in :mod:`pynetdicom.sop_class`; for a few services the two
-    differ (pydicom ``ModalityWorklistInformationModelFind``, pynetdicom
-    ``ModalityWorklistInformationFind``), so a worklist query would be accepted. Register
-    pydicom's keyword too (pynetdicom's public ``register_uid``), same service class."""
-    with _names_lock:
-        for name in dir(sop_class):
-            uid = getattr(sop_class, name)
-            if not isinstance(uid, UID) or not uid.startswith("1.2.840.10008."):
-                continue
-            keyword = UID(uid).keyword
-            service = uid_to_service_class(uid)
-            if not keyword or hasattr(sop_class, keyword) or issubclass(service, _STORAGE):
-                continue
-            message = ""
-            if service is QueryRetrieveServiceClass:
-                suffixes = (("Find", "C-FIND"), ("Move", "C-MOVE"), ("Get", "C-GET"))
-                message = next((m for end, m in suffixes if keyword.endswith(end)), "")
-                if not message:
-                    continue
-            register_uid(uid, keyword, service, message)
 
 
 class StorageSCP:
@@ -178,8 +83,7 @@ class StorageSCP:
         self.source = source
         self.on_stored = on_stored
         self._server: GatedServer | None = None
-        self._thread: threading.Thread | None = None
-        self.ae: AE | None = None
+        self.ae: dimse.AE | None = None
 
     @property
     def port(self) -> int | None:
@@ -197,47 +101,37 @@ class StorageSCP:
         allowed_hosts: Iterable[str] = (),
         max_associations_per_host: int = 10,
     ) -> None:
-        # any storage SOP class, private ones included, as storage (process-wide setting
-        # of pynetdicom; every SCP of this process is a storage SCP)
-        _config.UNRESTRICTED_STORAGE_SERVICE = True
-        name_known_services()
-        ae = AE(ae_title=ae_title)
+        # any storage SOP class, private ones included, as storage (process-wide)
+        dimse.allow_unrestricted_storage()
+        ae = dimse.AE(ae_title=ae_title)
         ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
         ae.network_timeout = 120
         ae.dimse_timeout = 120
         ae.acse_timeout = 30
         ae.maximum_associations = 50
-        for storage_class in storage_sop_classes():
-            ae.add_supported_context(storage_class, ALL_TRANSFER_SYNTAXES)
-        ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+        for storage_class in dimse.storage_sop_classes():
+            ae.add_supported_context(storage_class, dimse.ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(dimse.Verification, dimse.ALL_TRANSFER_SYNTAXES)
         ae.require_calling_aet = [a for a in allowed_calling_aets if a]
-        _fast_association_reactor()
         handlers: list[Any] = [
-            (evt.EVT_CONN_OPEN, _on_conn_open),
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_REJECTED, self._on_rejected),
+            (dimse.evt.EVT_CONN_OPEN, dimse.on_open_fast),  # Nagle off, shorter idle sleeps
+            self.store_handler(),
+            (dimse.evt.EVT_C_ECHO, self._on_echo),
+            (dimse.evt.EVT_REJECTED, self._on_rejected),
         ]
         ssl_context = server_ssl_context(tls) if tls is not None and tls.enabled else None
-        server = cast(
+        server = dimse.serve(
+            ae,
+            (host, port),
             GatedServer,
-            ae.make_server(
-                (host, port),
-                ae_title=ae_title,
-                ssl_context=ssl_context,
-                evt_handlers=handlers,
-                server_class=GatedServer,
-            ),
+            evt_handlers=handlers,
+            ssl_context=ssl_context,
+            name=f"scp-{ae_title}-{port}",
+            allowed_hosts=frozenset(h for h in allowed_hosts if h),
+            max_per_host=max(1, int(max_associations_per_host)),
         )
-        server.allowed_hosts = frozenset(h for h in allowed_hosts if h)
-        server.max_per_host = max(1, int(max_associations_per_host))
-        ae._servers.append(server)  # so AE.shutdown() / server.shutdown() find it
         self.ae = ae
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name=f"scp-{ae_title}-{port}", daemon=True
-        )
-        self._thread.start()
         log.info(
             "storage SCP %s listening on %s:%s%s", ae_title, host, self.port,
             " (TLS)" if ssl_context else "",
@@ -245,19 +139,21 @@ class StorageSCP:
 
     def stop(self) -> None:
         if self.ae is not None:
-            self.ae.shutdown()  # shuts the server down and closes its socket
+            dimse.stop(self.ae, self._server)  # aborts open associations, closes the socket
             self.ae = None
         self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+
+    def store_handler(self) -> tuple[Any, Callable[[dimse.Event], int]]:
+        """The (EVT_C_STORE, handler) pair storing into this SCP's spool: the pull side's
+        C-GET association hands its incoming C-STOREs to it."""
+        return (dimse.evt.EVT_C_STORE, self._on_store)
 
     # ---- handlers --------------------------------------------------------------------
 
-    def _on_echo(self, event: evt.Event) -> int:
+    def _on_echo(self, event: dimse.Event) -> int:
         return SUCCESS
 
-    def _on_rejected(self, event: evt.Event) -> None:
+    def _on_rejected(self, event: dimse.Event) -> None:
         calling = event.assoc.requestor.ae_title
         answer = event.assoc.acceptor.primitive
         why = (getattr(answer, "result_source", None), getattr(answer, "diagnostic", None))
@@ -272,7 +168,7 @@ class StorageSCP:
         log.warning("rejected association from AE %r: %s", calling, text)
         metrics.REFUSED.labels(reason=reason).inc()
 
-    def _on_store(self, event: evt.Event) -> int:
+    def _on_store(self, event: dimse.Event) -> int:
         try:
             return self._store(event)
         except Exception as exc:  # never let one instance kill the association
@@ -280,12 +176,12 @@ class StorageSCP:
             metrics.RECEIVE_ERRORS.inc()
             return OUT_OF_RESOURCES
 
-    def _store(self, event: evt.Event) -> int:
+    def _store(self, event: dimse.Event) -> int:
         if self.min_free_bytes and self.spool.free_bytes() < self.min_free_bytes:
             log.error("spool below its free-space floor: answering Out of Resources")
             metrics.RECEIVE_ERRORS.inc()
             return OUT_OF_RESOURCES
-        request = cast(C_STORE, event.request)
+        request = cast(dimse.C_STORE, event.request)
         raw = request.DataSet.getvalue()  # type: ignore[union-attr]
         received = Received(
             raw=raw,

@@ -281,7 +281,9 @@ def _sources_for_destination(
 
 
 def run(context: Any) -> int:
-    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # our log says what matters
+    from fwmapping import dimse
+
+    dimse.quiet_library_log(logging.CRITICAL)  # our log says what matters
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # odd files: our one line per file
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
     config = context.config

@@ -10,17 +10,12 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pynetdicom
-from pynetdicom import AE, _config, evt
-from pynetdicom.association import Association
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from fwmapping import dimse
+from fwmapping.dimse import AE, Association, Checkpoint, Verification, build_context
 
 from . import contexts
 from .tagging import Prepared, convert
@@ -55,23 +50,6 @@ class Peer:
         return f"{self.called_ae}@{self.host}:{self.port}{tls}"
 
 
-@contextmanager
-def chunked_from_disk() -> Iterator[None]:
-    """pynetdicom's chunked mode (send straight from the file), only while we send."""
-    previous = _config.STORE_SEND_CHUNKED_DATASET
-    _config.STORE_SEND_CHUNKED_DATASET = True
-    try:
-        yield
-    finally:
-        _config.STORE_SEND_CHUNKED_DATASET = previous
-
-
-def _nodelay(event: Any) -> None:
-    sock = event.assoc.dul.socket.socket
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _ae(peer: Peer) -> AE:
     ae = AE(ae_title=peer.calling_ae)
     ae.acse_timeout = peer.timeout
@@ -90,76 +68,11 @@ def associate(peer: Peer, requested: list[Any]) -> Association:
         contexts=requested,
         ae_title=peer.called_ae,
         tls_args=tls_args,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)],
+        evt_handlers=[(dimse.evt.EVT_CONN_OPEN, dimse.on_open_nodelay)],
     )
-    keep_responses(assoc)
-    if hasattr(assoc.dul, "_run_loop_delay"):
-        assoc.dul._run_loop_delay = DUL_LOOP_DELAY
+    dimse.keep_responses(assoc)
+    dimse.set_network_nap(assoc, DUL_LOOP_DELAY)
     return assoc
-
-
-def keep_responses(assoc: Association) -> None:
-    """Work around a race in pynetdicom 3.0's requestor (checked for 3.0.x only).
-
-    ``send_c_store`` pauses the association's reactor thread by clearing an event and
-    waiting for a flag, but the reactor can set the flag, pass the still-set event and take
-    the C-STORE response off the DIMSE queue itself; it then drops it as "unexpected" and
-    the send waits for the DIMSE timeout (seen about once per few hundred back-to-back
-    stores). A response the reactor takes is put back on the queue for ``send_c_store``.
-    """
-    if not pynetdicom.__version__.startswith("3.0.") or not hasattr(assoc, "_serve_request"):
-        return
-    serve = assoc._serve_request
-    queue = assoc.dimse.msg_queue
-
-    def serve_or_return(msg: Any, context_id: int) -> None:
-        if msg is not None and not msg.is_valid_request:
-            queue.put((context_id, msg))  # a response: it belongs to the waiting sender
-            return
-        serve(msg, context_id)
-
-    assoc._serve_request = serve_or_return  # type: ignore[method-assign]
-
-
-class _Checkpoint(threading.Event):
-    """pynetdicom's reactor checkpoint, held closed between our back-to-back C-STOREs.
-
-    An association's reactor thread (it watches for peer release/abort) naps 1 ms per loop,
-    and every ``send_c_store`` first waits until that thread has parked itself, so each
-    C-STORE paid up to a millisecond (more on a busy machine) before anything was sent.
-    While ``held``, the ``set()`` that ``send_c_store`` does after its response is skipped,
-    so the reactor stays parked and the next C-STORE starts at once. Released (a real
-    ``set()``) whenever the sender waits for work and before the association is released,
-    so the reactor watches the association whenever we are not sending on it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held = False
-        super().set()
-
-    def set(self) -> None:
-        if not self.held:
-            super().set()
-
-    def hold(self) -> None:
-        self.held = True
-        self.clear()
-
-    def let_go(self) -> None:
-        self.held = False
-        super().set()
-
-
-def _parkable(assoc: Association) -> _Checkpoint | None:
-    """Install the holdable checkpoint on our association (pynetdicom 3.0.x only)."""
-    if not pynetdicom.__version__.startswith("3.0.") or not isinstance(
-        getattr(assoc, "_reactor_checkpoint", None), threading.Event
-    ):
-        return None
-    checkpoint = _Checkpoint()
-    assoc._reactor_checkpoint = checkpoint
-    return checkpoint
 
 
 def _why_not(assoc: Association, peer: Peer) -> str:
@@ -178,8 +91,6 @@ def _why_not(assoc: Association, peer: Peer) -> str:
 
 def echo(peer: Peer) -> None:
     """C-ECHO the peer; raise PeerError with one clear message if it cannot be used."""
-    from pynetdicom.presentation import build_context
-
     try:  # pynetdicom reports a refused connection as an abort: ask TCP first
         socket.create_connection((peer.host, peer.port), timeout=min(peer.timeout, 15.0)).close()
     except OSError as exc:
@@ -226,14 +137,6 @@ def _tls_probe(peer: Peer) -> str | None:
     return None
 
 
-def _tls_info(assoc: Association) -> tuple[str, str] | None:
-    sock = assoc.dul.socket.socket if assoc.dul.socket else None
-    if isinstance(sock, ssl.SSLSocket):
-        cipher = sock.cipher()
-        return (sock.version() or "", cipher[0] if cipher else "")
-    return None
-
-
 class Sender:
     """Sends prepared instances to one peer, one at a time, over one association at a time.
 
@@ -247,7 +150,7 @@ class Sender:
     def __init__(self, peer: Peer):
         self.peer = peer
         self.assoc: Association | None = None
-        self.checkpoint: _Checkpoint | None = None
+        self.checkpoint: Checkpoint | None = None
         self.seen: set[tuple[str, str]] = set()
         self.requested: set[tuple[str, str]] = set()
         self.accepted: set[tuple[str, str]] = set()
@@ -285,7 +188,7 @@ class Sender:
             if payload is None:
                 return "nothing to send (already released)"
             try:
-                with chunked_from_disk():
+                with dimse.chunked_send():
                     status = self.assoc.send_c_store(payload)
             finally:
                 if to_send is not item:
@@ -335,9 +238,9 @@ class Sender:
         if not assoc.is_established:
             return _why_not(assoc, self.peer)
         self.assoc = assoc
-        self.checkpoint = _parkable(assoc)
+        self.checkpoint = dimse.parkable(assoc)
         self.associations += 1
-        info = _tls_info(assoc)
+        info = dimse.tls_info(assoc)
         if info:
             self.tls.append(info)
         self.requested = {(abstract, syntax) for abstract, syntaxes in group for syntax in syntaxes}

@@ -293,6 +293,9 @@ def test_one_host_gets_at_most_max_associations_per_host(
     finally:
         for assoc in held:
             assoc.release()
+    # release() returns on our side; the agent's side ends its association threads just after
+    assert agent.push is not None and agent.push.ae is not None
+    wait_until(lambda: not agent.push.ae.active_associations, timeout=10)
     again = ae.associate("127.0.0.1", port, ae_title="FWAGENT", bind_address=(SECOND_HOST, 0))
     assert again.is_established
     again.release()

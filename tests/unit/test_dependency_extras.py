@@ -8,6 +8,7 @@ here against the installed metadata's dependency closure of each extra.
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 import tomllib
 from functools import cache
@@ -22,9 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 SELF = canonicalize_name(PYPROJECT["name"])
 
-# part -> (source folder, extra installed for it; None = the base dependencies only)
+DIMSE = REPO / "shared" / "fwmapping" / "dimse"
+# part -> (source folder, extra installed for it; None = the base dependencies only).
+# fwmapping's base needs no pynetdicom: its DIMSE adapter, fwmapping.dimse, is a part of its
+# own that both image extras must satisfy (the agent and dicom-send use it).
 PARTS = {
     "fwmapping": (REPO / "shared" / "fwmapping", None),
+    "fwmapping.dimse (agent)": (DIMSE, "agent"),
+    "fwmapping.dimse (gears)": (DIMSE, "gears"),
     "fwagent": (REPO / "agent" / "fwagent", "agent"),
     "gears": (REPO / "gears", "gears"),
     "fwlite": (REPO / "fwlite", "fwlite"),
@@ -39,9 +45,12 @@ FORBIDDEN = {
 
 def third_party_imports(folder: Path) -> set[str]:
     """Top-level names of everything imported under ``folder`` that is neither stdlib nor ours
-    (type-checking-only imports included: harmless, and mypy runs in the image's terms)."""
+    (type-checking-only imports included: harmless, and mypy runs in the image's terms);
+    fwmapping's own folder without fwmapping.dimse, a part of its own."""
     names: set[str] = set()
     for path in folder.rglob("*.py"):
+        if folder != DIMSE and path.is_relative_to(DIMSE):
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -107,3 +116,15 @@ def test_image_extra_carries_nothing_of_the_other_parts(extra: str) -> None:
 def test_dev_installs_every_part() -> None:
     for extra in ("agent", "gears", "fwlite"):
         assert closure(extra) <= closure("dev")
+
+
+def test_fwmapping_imports_without_pynetdicom() -> None:
+    """Importing fwmapping (everything but the DIMSE adapter) loads no pynetdicom."""
+    code = (
+        "import sys, pkgutil, importlib, fwmapping\n"
+        "for m in pkgutil.iter_modules(fwmapping.__path__):\n"
+        "    if m.name != 'dimse': importlib.import_module('fwmapping.' + m.name)\n"
+        "print('pynetdicom' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

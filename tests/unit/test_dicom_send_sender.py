@@ -1,14 +1,15 @@
-"""The holdable reactor checkpoint dicom-send installs on its own pynetdicom associations."""
+"""The holdable reactor checkpoint dicom-send installs on its own pynetdicom associations
+(fwmapping.dimse.requestor)."""
 
 from __future__ import annotations
 
 import threading
 
-from gears.dicom_send.sender import _Checkpoint
+from fwmapping.dimse import Checkpoint
 
 
 def test_checkpoint_held_between_stores_and_let_go_when_idle() -> None:
-    checkpoint = _Checkpoint()
+    checkpoint = Checkpoint()
     assert isinstance(checkpoint, threading.Event) and checkpoint.is_set()  # reactor runs
     checkpoint.hold()
     assert not checkpoint.is_set()  # the reactor parks at its next loop

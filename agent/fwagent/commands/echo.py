@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def c_echo(
     calling: str, called: str, host: str, port: int, tls: TlsConfig | None, timeout: float
 ) -> tuple[bool, str]:
-    from pynetdicom import AE
-    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+    from fwmapping.dimse import AE, Verification
 
     try:
         with socket.create_connection((host, port), timeout=timeout):

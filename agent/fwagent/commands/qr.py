@@ -22,7 +22,9 @@ def main(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    from fwmapping import dimse
+
+    dimse.quiet_library_log(logging.WARNING)
     if not config.flywheel.api_key:
         print("fwagent qr: no Flywheel API key (flywheel.api_key)", file=sys.stderr)
         return 2

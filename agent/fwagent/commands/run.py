@@ -22,7 +22,9 @@ def main(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    from fwmapping import dimse
+
+    dimse.quiet_library_log(logging.WARNING)
     from fwagent.agent import Agent
     from fwagent.state import NewerStateError
 

@@ -1,22 +1,19 @@
 """DIMSE plumbing shared by the poller and the retriever: one association to the peer,
-TCP_NODELAY on our socket, optional TLS, one-line errors."""
+TCP_NODELAY on our socket (:mod:`fwmapping.dimse`), optional TLS, one-line errors."""
 
 from __future__ import annotations
 
 import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
-from pynetdicom import AE, evt
-from pynetdicom.association import Association
+from fwmapping import dimse
+from fwmapping.dimse import AE, Association
 
 from fwagent.config import PullConfig
 from fwagent.tls import client_ssl_context
-
-# Nagle + delayed ACK otherwise cap a loopback transfer near 17 images/s (DESIGN.md 4).
-_NODELAY_OPTS = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class PullError(RuntimeError):
@@ -26,14 +23,6 @@ class PullError(RuntimeError):
 class RetrieveLater(RuntimeError):
     """Not retrieved now, and not a failure: the uploader is sending an earlier copy of the
     series; the next poll retrieves it (no backoff)."""
-
-
-def set_nodelay(event: evt.Event) -> None:
-    """EVT_CONN_OPEN handler: turn Nagle off on the association's socket."""
-    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
-    if sock is not None:
-        with suppress(OSError):
-            sock.setsockopt(*_NODELAY_OPTS)
 
 
 def client_tls(pull: PullConfig) -> tuple[ssl.SSLContext, str] | None:
@@ -64,7 +53,7 @@ def associate(
     ext_neg: list[Any] | None = None,
 ) -> Iterator[Association]:
     """One association to the configured peer, released (or aborted) on exit."""
-    evt_handlers: list[Any] = [(evt.EVT_CONN_OPEN, set_nodelay), *(handlers or [])]
+    evt_handlers: list[Any] = [(dimse.evt.EVT_CONN_OPEN, dimse.on_open_nodelay), *(handlers or [])]
     assoc = ae.associate(
         pull.peer.host,
         pull.peer.port,

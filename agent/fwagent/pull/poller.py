@@ -9,10 +9,8 @@ One association per poll, Study Root, hierarchical as every PACS supports it:
    poll and whose series are all settled (so the steady state costs one C-FIND per poll);
 3. an IMAGE-level C-FIND (counting answers) only for a series whose count came back empty.
 
-Every C-FIND's pending answers are also counted as they arrive (``EVT_DIMSE_RECV``):
-pynetdicom 3's association reactor can take a response meant for ``send_c_find`` off its
-queue and drop it when a request follows another on one association (its pause flag is set
-before it waits); measured here, about one poll in 150 lost a study's only series. A query
+Every C-FIND's pending answers are also counted as they arrive
+(:class:`fwmapping.dimse.FindAnswerCounter`, for pynetdicom 3's lost-response race); a query
 whose answers came up short is asked again.
 """
 
@@ -20,47 +18,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from fwmapping.dimse import AE, Association, FindAnswerCounter
+from fwmapping.dimse import StudyRootQueryRetrieveInformationModelFind as FIND
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
-from pynetdicom.association import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    StudyRootQueryRetrieveInformationModelFind as FIND,
-)
 
 from fwagent.pull import net
 from fwagent.pull.decide import Seen
 from fwagent.pull.options import PullOptions
 
 PENDING = (0xFF00, 0xFF01)
-C_FIND_RSP = 0x8020
 ASKS = 3  # times one query is asked when answers went missing on our side
 
 log = logging.getLogger(__name__)
-
-
-class WireAnswers:
-    """EVT_DIMSE_RECV handler: pending C-FIND responses received, by message id."""
-
-    def __init__(self) -> None:
-        self._pending: Counter[int] = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, event: evt.Event) -> None:
-        command = getattr(event.message, "command_set", None)
-        if command is None or command.get("CommandField") != C_FIND_RSP:
-            return
-        if command.get("Status") in PENDING:
-            with self._lock:
-                self._pending[int(command.MessageIDBeingRespondedTo)] += 1
-
-    def pending(self, msg_id: int) -> int:
-        with self._lock:
-            return self._pending[msg_id]
 
 
 @dataclass
@@ -89,7 +61,7 @@ class Poller:
         self.options = options
         self.ae: AE = net.new_ae(options.pull, timeout=options.dimse_timeout_seconds)
         self.ae.add_requested_context(FIND)
-        self._wire = WireAnswers()
+        self._wire = FindAnswerCounter()
 
     def poll(
         self,
@@ -100,8 +72,8 @@ class Poller:
         """Query the peer. ``settled(study_uid)`` says all its known series need nothing."""
         previous = previous_study_counts or {}
         result = PollResult()
-        self._wire = WireAnswers()
-        handlers = [(evt.EVT_DIMSE_RECV, self._wire)]
+        self._wire = FindAnswerCounter()
+        handlers = [self._wire.handler()]
         with net.associate(self.ae, self.options.pull, handlers=handlers) as assoc:
             studies = self._find(assoc, self._study_query(today), result)
             for study in studies:

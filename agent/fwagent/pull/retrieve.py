@@ -17,15 +17,10 @@ from __future__ import annotations
 import logging
 import time
 
+from fwmapping.dimse import Association, StoragePresentationContexts, build_role
+from fwmapping.dimse import StudyRootQueryRetrieveInformationModelGet as GET
+from fwmapping.dimse import StudyRootQueryRetrieveInformationModelMove as MOVE
 from pydicom.dataset import Dataset
-from pynetdicom import StoragePresentationContexts, build_role, evt
-from pynetdicom.association import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    StudyRootQueryRetrieveInformationModelGet as GET,
-)
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    StudyRootQueryRetrieveInformationModelMove as MOVE,
-)
 
 from fwagent.pull import net
 from fwagent.pull.options import PullOptions
@@ -75,7 +70,7 @@ class Retriever:
             with net.associate(
                 self.get_ae,
                 self.options.pull,
-                handlers=[(evt.EVT_C_STORE, self.store._on_store)],
+                handlers=[self.store.store_handler()],
                 ext_neg=self._roles,
             ) as assoc:
                 final = self._run(assoc, assoc.send_c_get(query, GET), "C-GET")

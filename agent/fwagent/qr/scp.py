@@ -1,4 +1,4 @@
-"""The Q/R SCP on the wire: every pynetdicom use of the Q/R service lives in this module.
+"""The Q/R SCP on the wire: the Q/R service's DIMSE (through :mod:`fwmapping.dimse`) lives here.
 
 Association: only registered peers' AE titles (others rejected, "calling AE title not
 recognised"); TCP_NODELAY on every socket; optional TLS. Services: C-ECHO, Patient and
@@ -8,31 +8,28 @@ Study Root C-FIND / C-MOVE / C-GET. What a peer may do is checked per request.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from typing import Any
 
-from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import (
+from fwmapping import dimse
+from fwmapping.dimse import (
     AE,
     ALL_TRANSFER_SYNTAXES,
-    QueryRetrievePresentationContexts,
-    StoragePresentationContexts,
-    build_context,
-    evt,
-)
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
+    QueryRetrievePresentationContexts,
+    StoragePresentationContexts,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
+    ThreadedAssociationServer,
     Verification,
+    build_context,
+    evt,
 )
-from pynetdicom.transport import ThreadedAssociationServer
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from fwagent.config import QrConfig, QrPeerConfig
 from fwagent.tls import client_ssl_context, server_ssl_context
@@ -96,14 +93,6 @@ class _QuietRefusals(logging.Filter):
 _QUIET = _QuietRefusals()
 
 
-def set_nodelay(event: evt.Event) -> None:
-    """EVT_CONN_OPEN: Nagle off (DESIGN.md section 4)."""
-    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
-    if sock is not None:
-        with suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def status(code: int, comment: str = "") -> Dataset:
     ds = Dataset()
     ds.Status = code
@@ -147,15 +136,13 @@ class QRServer:
             ae.add_supported_context(
                 str(context.abstract_syntax), GET_SYNTAXES, scu_role=False, scp_role=True
             )
-        service_log = logging.getLogger("pynetdicom.service_class")
-        if _QUIET not in service_log.filters:
-            service_log.addFilter(_QUIET)
+        dimse.filter_service_log(_QUIET)
         ae.require_calling_aet = list(self.peers) or [NOBODY]
         ae.require_called_aet = True  # a peer configured with the wrong AE title is told so
         if not self.peers:
             log.warning("qr: no peers registered, every association will be refused")
         handlers: list[Any] = [
-            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, dimse.on_open_nodelay),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
@@ -256,7 +243,10 @@ class QRServer:
         contexts = [build_context(sop, ts) for sop, ts in retrieve.wanted_contexts(located)]
         kwargs: dict[str, Any] = {
             "contexts": contexts,
-            "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay), (evt.EVT_ACCEPTED, on_accepted)],
+            "evt_handlers": [
+                (evt.EVT_CONN_OPEN, dimse.on_open_nodelay),
+                (evt.EVT_ACCEPTED, on_accepted),
+            ],
         }
         if self.config.tls.enabled:
             kwargs["tls_args"] = (client_ssl_context(self.config.tls), destination.host)
