@@ -16,7 +16,8 @@ What it adds to pynetdicom:
 - :func:`keep_responses`, :func:`parkable` (:class:`Checkpoint`), :func:`set_network_nap`,
   :func:`tls_info`: dicom-send's requestor workarounds (:mod:`fwmapping.dimse.requestor`);
 - process-wide settings, one named function each (:mod:`fwmapping.dimse.settings`):
-  :func:`allow_unrestricted_storage`, :func:`name_known_services`, :func:`chunked_send`,
+  :func:`allow_unrestricted_storage`, :func:`name_known_services`, :func:`receive_chunked`,
+  :func:`chunked_send`,
   :func:`quiet_library_log`, :func:`filter_service_log`; and :func:`storage_sop_classes`.
 
 The rest are pynetdicom's own public names, re-exported for the callers.
@@ -54,6 +55,7 @@ from .settings import (
     filter_service_log,
     name_known_services,
     quiet_library_log,
+    receive_chunked,
     storage_sop_classes,
 )
 
@@ -92,6 +94,7 @@ __all__ = [
     "on_open_nodelay",
     "parkable",
     "quiet_library_log",
+    "receive_chunked",
     "serve",
     "set_network_nap",
     "stop",

@@ -73,6 +73,15 @@ def storage_sop_classes() -> list[str]:
     return sorted(known)
 
 
+def receive_chunked() -> None:
+    """pynetdicom's chunked receive (``_config.STORE_RECV_CHUNKED_DATASET``): each C-STORE's
+    dataset is written to a temporary file as its PDUs arrive, and the handler gets
+    ``event.dataset_path`` instead of ``event.request.DataSet``. For the agent's durable
+    receive: it applies to every storage SCP and C-GET association of the process, so call
+    it only where every C-STORE handler reads ``dataset_path``."""
+    _config.STORE_RECV_CHUNKED_DATASET = True
+
+
 @contextmanager
 def chunked_send() -> Iterator[None]:
     """pynetdicom's chunked send (``_config.STORE_SEND_CHUNKED_DATASET``: ``send_c_store``
