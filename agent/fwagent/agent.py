@@ -6,13 +6,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import metrics
 from .config import AgentConfig
+from .db import redact
 from .pipeline import Pipeline
 from .receiver import StorageSCP
-from .spool import Spool, recover_spool
+from .spool import Spool, lock_spool, recover_spool
 from .state import State
 
 log = logging.getLogger("fwagent")
@@ -29,14 +30,22 @@ class Agent:
     def __init__(self, config: AgentConfig, client_factory: Any = None) -> None:
         self.config = config
         self.spool = Spool(Path(config.spool_dir))
-        self.state = State(config.state_path)
+        self.state: State = config.open_state()
         self.pipeline = Pipeline(config, self.state, self.spool, client_factory)
         self.push: StorageSCP | None = None
         self.pull: Any = None
         self.web: Any = None
         self.qr: Any = None
+        self._spool_lock: IO[str] | None = None
 
     def start(self) -> None:
+        if not self.state.shared:
+            self._spool_lock = lock_spool(self.spool)
+        if self.state.shared:
+            log.info(
+                "state shared in %s as replica %s (upload lease %gs)",
+                redact(self.config.state_url), self.state.owner, self.state.lease_seconds,
+            )  # fmt: skip
         found = recover_spool(self.spool, self.state)
         if any(found.values()):
             log.info(
@@ -105,3 +114,6 @@ class Agent:
             self.web.stop()
             self.web = None
         self.state.close()
+        if self._spool_lock is not None:
+            self._spool_lock.close()
+            self._spool_lock = None

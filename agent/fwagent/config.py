@@ -281,6 +281,9 @@ class AgentConfig(Section):
     spool_min_free_mb: Megabytes = 500.0
     # "" = SQLite under spool_dir; postgresql://... = state shared by replicas
     state_url: Str = ""
+    # a replica uploading a series renews its claim every third of this; when it dies,
+    # another replica takes the series over this long after its last renewal
+    state_lease_seconds: Annotated[Float, Field(ge=3, le=MAX_SECONDS)] = 30.0
     timezone: Str = "UTC"
     routing: RoutingConfig = RoutingConfig()
     policy: PolicyConfig = PolicyConfig()
@@ -297,6 +300,12 @@ class AgentConfig(Section):
     @property
     def state_path(self) -> Path:
         return self.spool_dir / "state.sqlite"
+
+    def open_state(self) -> Any:
+        """The agent's :class:`fwagent.state.State` (SQLite or PostgreSQL per state_url)."""
+        from .state import State
+
+        return State(self.state_path, url=self.state_url, lease_seconds=self.state_lease_seconds)
 
     def mapping_config(self) -> MappingConfig:
         """The fwmapping.MappingConfig these settings describe (built and checked once)."""

@@ -142,7 +142,7 @@ class Pipeline:
             if self._stop.is_set():
                 break
             if self._pool is None:
-                self.process_series(series_uid)
+                self.process_series(series_uid, self.config.push.series_quiet_seconds)
             elif not self._hand_over(series_uid):
                 continue
             taken += 1
@@ -168,7 +168,7 @@ class Pipeline:
 
     def _work(self, series_uid: str, study: str) -> None:
         try:
-            self.process_series(series_uid)
+            self.process_series(series_uid, self.config.push.series_quiet_seconds)
         except Exception:  # process_series parks failures itself; this is a last guard
             log.exception("series %s: upload worker failed", series_uid)
         finally:
@@ -183,17 +183,20 @@ class Pipeline:
             self._client = self._client_factory()
         return self._client
 
-    def process_series(self, series_uid: str) -> str:
+    def process_series(self, series_uid: str, quiet_seconds: float | None = None) -> str:
         """Judge and upload one series now; return its state afterwards. Claiming it is
-        atomic in the state, so a series is never processed twice at once."""
-        claimed = self.state.claim(series_uid)
+        atomic in the state (a lease: see :meth:`State.claim`), so a series is never
+        processed twice at once, by this process or another replica. With
+        ``quiet_seconds`` (the sweeper), only if it is still due when claimed."""
+        claimed = self.state.claim(series_uid, quiet_seconds)
         if claimed is None:
             row = self.state.series(series_uid)
             return row.state if row else ""
         claimed_at, instances = claimed
         started = time.monotonic()
         try:
-            return self._process(series_uid, claimed_at, instances, started)
+            with self.state.holding(series_uid):  # renew the lease while we work
+                return self._process(series_uid, claimed_at, instances, started)
         except Exception as exc:  # anything unexpected parks it as failed, never lost
             log.exception("series %s: unexpected error", series_uid)
             self._fail(series_uid, claimed_at, exc)
@@ -240,7 +243,7 @@ class Pipeline:
         first = next(iter(headers.values()))
         if not policy_allows(first, self.mapping):
             removed = self._finish(series_uid, OPTED_OUT, claimed_at, good, placement="opted_out")
-            self.spool.remove(removed)
+            self._free(removed)
             self.state.bump("opted_out_series")
             metrics.OPTED_OUT.labels(calling_ae=_scanner(previous)).inc()
             self._counted_failed.discard(series_uid)
@@ -270,7 +273,7 @@ class Pipeline:
             placement=placement,
             destination="; ".join(destinations),
         )
-        self.spool.remove(removed)
+        self._free(removed)
         elapsed = time.monotonic() - started
         metrics.UPLOAD_LATENCY.observe(elapsed)
         metrics.UPLOADED.labels(placement=placement, calling_ae=_scanner(previous)).inc()
@@ -387,6 +390,12 @@ class Pipeline:
         self.state.quarantine(dest, reason, series_uid=inst.series_uid, sop_uid=inst.sop_uid)
         metrics.QUARANTINED.inc()
         log.warning("quarantined %s of series %s: %s", inst.sop_uid, inst.series_uid, reason)
+
+    def _free(self, paths: list[str]) -> None:
+        """Free uploaded files, except one a new copy of the same SOP instance (a
+        duplicate, perhaps at another replica) was just recorded at."""
+        recorded = self.state.recorded_paths(paths)
+        self.spool.remove(p for p in paths if p not in recorded)
 
 
 def _scanner(row: SeriesRow | None) -> str:

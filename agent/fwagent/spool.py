@@ -8,17 +8,23 @@ Layout under ``spool_dir``::
     work/<series>/                 zips being built for an upload
 
 Every path is built with :mod:`fwmapping.paths`, so no UID can name a file outside the
-spool. :func:`recover_spool` puts the spool and the state back in step after a restart.
+spool. :func:`recover_spool` puts the spool and the state back in step after a restart;
+with a shared state (several replicas on one spool) it leaves the others' work alone.
+:func:`lock_spool` keeps a second agent off a spool whose state is SQLite.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from fwmapping.paths import UnsafePathError, inside, safe_component
 
@@ -108,13 +114,62 @@ class Spool:
         return shutil.disk_usage(self.root).free
 
 
+# with a shared spool, a file this old without a row belongs to no replica alive: an
+# instance is written in one go after the whole dataset arrived, a zip within an upload
+SHARED_ORPHAN_AGE = 600.0
+
+
+def lock_spool(spool: Spool) -> IO[str]:
+    """One agent per spool on SQLite: an exclusive lock on ``spool_dir/agent.lock``, held
+    while the agent runs and released by the kernel when it dies. A second agent started on
+    the same spool would clean the first one's in-flight files as leftovers and write the
+    same SQLite file from another host; it stops with one line instead."""
+    handle = open(spool.root / "agent.lock", "a+")  # noqa: SIM115 - held until stop()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OSError(
+            f"spool_dir {spool.root} is in use by another fwagent ({holder}); replicas"
+            " sharing a spool need a shared state_url: postgresql://..."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def _old(path: Path, min_age: float, now: float) -> bool:
+    try:
+        return now - path.stat().st_mtime >= min_age
+    except OSError:
+        return False
+
+
 def recover_spool(spool: Spool, state: State) -> dict[str, int]:
     """After a restart: drop partial files and zips left half-written in spool/work,
     forget files that were never acknowledged (no row), re-queue series that were
-    mid-upload."""
-    partial = spool.clean_tmp()
+    mid-upload.
+
+    With shared state other replicas are at work in the same spool: only what is older
+    than SHARED_ORPHAN_AGE goes, never the work folder of a series under a live lease,
+    and only series whose uploader's lease expired are re-queued.
+    """
+    min_age = SHARED_ORPHAN_AGE if state.shared else 0.0
+    now = time.time()
+    partial = 0
+    for path in spool.tmp.glob("*.part"):
+        if _old(path, min_age, now):
+            path.unlink(missing_ok=True)
+            partial += 1
+    leased = {spool.work_dir(uid).name for uid in state.leased()} if state.shared else set()
     work = 0
     for leftover in spool.work.iterdir():
+        if leftover.name in leased or not _old(leftover, min_age, now):
+            continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
@@ -123,11 +178,12 @@ def recover_spool(spool: Spool, state: State) -> dict[str, int]:
     known = {row.path for row in state.instances()}
     orphans = 0
     for path in spool.instances.glob("*/*.dcm"):
-        if str(path) not in known:
+        if str(path) not in known and _old(path, min_age, now):
             path.unlink(missing_ok=True)
             orphans += 1
     for directory in spool.instances.iterdir():
-        if directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
+        if directory.is_dir() and not any(directory.iterdir()) and _old(directory, min_age, now):
+            with contextlib.suppress(OSError):  # another replica just wrote into it
+                directory.rmdir()
     requeued = state.recover()
     return {"partial": partial, "work": work, "orphans": orphans, "requeued": requeued}

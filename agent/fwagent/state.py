@@ -15,23 +15,38 @@ Series states::
 An instance arriving for a series in uploaded/opted_out/failed/abandoned moves it back to
 ``receiving`` so it is judged (and uploaded) again.
 
-The schema is versioned with ``PRAGMA user_version``: :data:`MIGRATIONS` are applied in
-order, each in its own transaction, so a spool written by an older release is upgraded in
-place; a database written by a newer release (a higher version) is refused
-(:class:`NewerStateError`) rather than guessed at.
+The same statements run on SQLite (``state_url`` empty: ``spool_dir/state.sqlite``, one
+agent process) and on PostgreSQL (``state_url: postgresql://...``: several replicas sharing
+``spool_dir`` and this state); :mod:`fwagent.db` holds the few dialect differences.
+Who uploads a series is decided by a lease: :meth:`State.claim` sets ``owner`` (this
+process's id) and ``lease_until`` in one conditional UPDATE, so exactly one replica wins;
+the owner renews the lease while it works (:meth:`State.holding`); a series whose owner
+died (lease expired) is due again and another replica takes it over. ``last_received``
+only moves forward and moves on every instance, so "an instance arrived since the claim"
+holds whichever replica's clock recorded it.
+
+The schema is versioned (SQLite ``PRAGMA user_version``, PostgreSQL a one-row table, see
+:mod:`fwagent.db`): :data:`MIGRATIONS` are applied in order, each in its own transaction
+under the schema lock, so a spool written by an older release is upgraded in place and
+replicas starting together migrate once; a database written by a newer release (a higher
+version) is refused (:class:`NewerStateError`) rather than guessed at.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .db import Database, Pool, connect, redact
 
 RECEIVING = "receiving"
 COMPLETE = "complete"
@@ -93,6 +108,13 @@ SERIES_COLUMNS_ADDED = (
     ("received_count", "INTEGER NOT NULL DEFAULT 0"),
     ("description", "TEXT NOT NULL DEFAULT ''"),
 )
+# Shared state (issue 14), schema version 4: the upload lease, series.owner (the process
+# holding it) and series.lease_until (epoch seconds; after it the lease is free), and an
+# index to ask which instance rows point at a file.
+LEASE_COLUMNS = (
+    ("owner", "TEXT NOT NULL DEFAULT ''"),
+    ("lease_until", "REAL NOT NULL DEFAULT 0"),
+)
 ACTIVITY_TABLE = """
 CREATE TABLE IF NOT EXISTS activity (
     hour        INTEGER NOT NULL,
@@ -119,44 +141,84 @@ SCANNER_KEYS = (
 ACTIVITY_KEEP_HOURS = 24 * 8  # hourly activity rows older than this are pruned
 
 
-def _baseline(db: sqlite3.Connection) -> None:
+def _baseline(db: Database) -> None:
     for statement in BASELINE.split(";"):
         if statement.strip():
-            db.execute(statement)
+            db.execute(db.ddl(statement))
 
 
-def _add_columns(db: sqlite3.Connection, columns: tuple[tuple[str, str], ...]) -> None:
-    """Add the series columns a database lacks (releases before versioning added some
-    when opening a database, so a version-0 file may already have them)."""
-    have = {r[1] for r in db.execute("PRAGMA table_info(series)").fetchall()}
-    for name, declaration in columns:
-        if name not in have:
-            db.execute(f"ALTER TABLE series ADD COLUMN {name} {declaration}")
-
-
-def _scanner_schema(db: sqlite3.Connection) -> None:
+def _scanner_schema(db: Database) -> None:
     """Per scanner (issue 13): series.received_count, series.description, ``activity``."""
-    _add_columns(db, SERIES_COLUMNS_ADDED)
-    db.execute(ACTIVITY_TABLE)
+    db.add_columns("series", SERIES_COLUMNS_ADDED)
+    db.execute(db.ddl(ACTIVITY_TABLE))
 
 
-def _acquisitions_column(db: sqlite3.Connection) -> None:
+def _acquisitions_column(db: Database) -> None:
     """series.acquisitions: JSON {acquisition uid: Flywheel acquisition id} recorded at the
     first upload, so a late instance finds the earlier zip by id, whatever its UID holds."""
-    _add_columns(db, (("acquisitions", "TEXT NOT NULL DEFAULT '{}'"),))
+    db.add_columns("series", (("acquisitions", "TEXT NOT NULL DEFAULT '{}'"),))
 
 
-# ordered: MIGRATIONS[n - 1] takes a database from user_version n-1 to n
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+def _lease_schema(db: Database) -> None:
+    """Shared state (issue 14): series.owner, series.lease_until, instances by path."""
+    db.add_columns("series", LEASE_COLUMNS)
+    db.execute("CREATE INDEX IF NOT EXISTS instances_path ON instances(path)")
+
+
+# ordered: MIGRATIONS[n - 1] takes a database from version n-1 to n
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _baseline,
     _scanner_schema,
     _acquisitions_column,
+    _lease_schema,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class NewerStateError(RuntimeError):
-    """state.sqlite was written by a newer release than this one."""
+    """The state database was written by a newer release than this one."""
+
+
+def migrate(db: Database, where: str = "state.sqlite") -> int:
+    """Apply the migrations this database lacks, each with its version bump in one
+    transaction under the schema lock (another process migrating at the same time waits,
+    then finds it done). Returns the version before."""
+    with db.exclusive():
+        before = db.schema_version()
+    if before > SCHEMA_VERSION:
+        raise NewerStateError(
+            f"{where} has state schema version {before}, newer than this fwagent knows"
+            f" ({SCHEMA_VERSION}): it was written by a newer release; run that release"
+            " (or restore the spool's backup) instead"
+        )
+    for version in range(before + 1, SCHEMA_VERSION + 1):
+        with db.exclusive():
+            if db.schema_version() < version:  # not done meanwhile by another process
+                MIGRATIONS[version - 1](db)
+                db.set_schema_version(version)
+    return before
+
+
+DEFAULT_LEASE_SECONDS = 30.0
+# when a series is due for the pipeline (shared by due_series and claim): quiet long
+# enough (pushed), retrieved (pulled), failed and due, or its uploader's lease expired
+DUE = (
+    "((state IN ('receiving', 'complete') AND last_received <= ? AND source != 'pull')"
+    " OR (state = 'complete' AND source = 'pull')"
+    " OR (state = 'failed' AND next_attempt <= ?)"
+    " OR (state = 'uploading' AND lease_until < ?))"
+)
+# what any claim may take: not finished, not held by a PULL retrieval (a pulled series in
+# ``receiving``), and not leased by a live owner
+CLAIMABLE = (
+    "(state IN ('complete', 'failed') OR (state = 'receiving' AND source != 'pull')"
+    " OR (state = 'uploading' AND lease_until < ?))"
+)
+
+
+def process_id() -> str:
+    """This process's owner id in leases: host, pid and a random part (pids repeat)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -179,6 +241,8 @@ class SeriesRow:
     received_count: int = 0
     description: str = ""
     acquisitions: str = "{}"
+    owner: str = ""
+    lease_until: float = 0.0
 
     def acquisition_ids(self) -> dict[str, str]:
         """{acquisition uid: Flywheel acquisition id} of earlier uploads of this series."""
@@ -199,77 +263,58 @@ class InstanceRow:
     acq_uid: str = ""
 
 
-def open_db(path: Path, schema: str = "") -> sqlite3.Connection:
-    """A connection to state.sqlite in WAL mode (the pull side shares the file through its
-    own connection), rows by column name, migrated to :data:`SCHEMA_VERSION`, ``schema``
-    (a part's own ``CREATE ... IF NOT EXISTS``) applied. Raises :class:`NewerStateError`
-    for a database a newer release wrote."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+def open_db(path: Path, schema: str = "", url: str = "") -> Database:
+    """A connection to the agent's state (``url`` empty: state.sqlite at ``path`` in WAL
+    mode; the pull side shares it through its own connection), migrated to
+    :data:`SCHEMA_VERSION`, ``schema`` (a part's own ``CREATE ... IF NOT EXISTS``) applied.
+    Raises :class:`NewerStateError` for a database a newer release wrote."""
+    db = connect(url, path)
     try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        migrate(db, path)
+        migrate(db, redact(url) or str(path))
         if schema:
-            db.executescript(schema)
+            db.apply_schema(schema)
     except BaseException:
         db.close()
         raise
     return db
 
 
-def schema_version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(db: sqlite3.Connection, path: Path | str = "state.sqlite") -> int:
-    """Apply the migrations this database lacks, each with its version bump in one
-    transaction (another connection migrating at the same time waits, then finds it done).
-    Returns the version before."""
-    before = schema_version(db)
-    if before > SCHEMA_VERSION:
-        raise NewerStateError(
-            f"{path} has state schema version {before}, newer than this fwagent knows"
-            f" ({SCHEMA_VERSION}): it was written by a newer release; run that release"
-            " (or restore the spool's backup) instead"
-        )
-    for version in range(before + 1, SCHEMA_VERSION + 1):
-        db.commit()
-        db.execute("BEGIN IMMEDIATE")  # DDL does not open a transaction by itself
-        try:
-            if schema_version(db) < version:  # not done meanwhile by another connection
-                MIGRATIONS[version - 1](db)
-                db.execute(f"PRAGMA user_version = {version}")
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
-    return before
-
-
 class State:
-    """Thread-safe access to state.sqlite (one connection, one lock)."""
+    """Thread-safe access to the agent's state (a pool of connections: see fwagent.db)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        url: str = "",
+        owner: str = "",
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
         self.path = path
-        self._lock = threading.RLock()
-        self._db = open_db(path)
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self.url = url
+        self.owner = owner or process_id()
+        self.lease_seconds = lease_seconds
+        where = redact(url) or str(path)
+        self._pool = Pool(url, path, lambda db: migrate(db, where))
         self._activity_pruned_hour = -1
 
+    @property
+    def shared(self) -> bool:
+        """Other processes (replicas) use this state too."""
+        return self._pool.shared
+
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._pool.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
+    def _tx(self) -> Iterator[Database]:
+        """One transaction on a connection of the pool (threads get their own)."""
+        with self._pool.transaction() as db:
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[Database]:
+        with self._pool.read() as db:
+            yield db
 
     # ---- receiving -------------------------------------------------------------------
 
@@ -296,38 +341,38 @@ class State:
         """
         now = time.time() if now is None else now
         with self._tx() as db:
-            old = db.execute("SELECT path FROM instances WHERE sop_uid=?", (sop_uid,)).fetchone()
+            # any new instance re-opens the series; an upload in flight is finished by its
+            # owner, which sees the newer last_received and re-queues it. One statement, so
+            # replicas recording the same series at once neither collide nor undo each other.
+            # The series row is locked first, as finish() does: no deadlock between them
+            series = db.execute(
+                "INSERT INTO series(series_uid, study_uid, state, source, calling_aet,"
+                " first_seen, last_received, updated_at, received_count, description)"
+                " VALUES (?,?,?,?,?,?,?,?,1,?)"
+                " ON CONFLICT(series_uid) DO UPDATE SET"
+                " state=CASE WHEN series.state = ? THEN series.state ELSE ? END,"
+                " last_received=CASE WHEN excluded.last_received > series.last_received"
+                "  THEN excluded.last_received ELSE series.last_received + 0.000001 END,"
+                " updated_at=excluded.updated_at, attempts=0, next_attempt=0,"
+                " received_count=series.received_count + 1,"
+                " description=COALESCE(NULLIF(series.description, ''), excluded.description)"
+                " RETURNING calling_aet",
+                (
+                    series_uid, study_uid, RECEIVING, source, calling_aet, now, now, now,
+                    description, UPLOADING, RECEIVING,
+                ),
+            ).fetchone()  # fmt: skip
+            old = db.execute(
+                "SELECT path FROM instances WHERE sop_uid=?" + db.lock, (sop_uid,)
+            ).fetchone()
             db.execute(
-                "INSERT OR REPLACE INTO instances(sop_uid, series_uid, path, size, received_at,"
-                " acq_uid) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO instances(sop_uid, series_uid, path, size, received_at, acq_uid)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT(sop_uid) DO UPDATE SET"
+                " series_uid=excluded.series_uid, path=excluded.path, size=excluded.size,"
+                " received_at=excluded.received_at, acq_uid=excluded.acq_uid",
                 (sop_uid, series_uid, str(path), size, now, acq_uid),
             )
-            row = db.execute(
-                "SELECT state, calling_aet FROM series WHERE series_uid=?", (series_uid,)
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO series(series_uid, study_uid, state, source, calling_aet,"
-                    " first_seen, last_received, updated_at, received_count, description)"
-                    " VALUES (?,?,?,?,?,?,?,?,1,?)",
-                    (
-                        series_uid, study_uid, RECEIVING, source, calling_aet, now, now, now,
-                        description,
-                    ),
-                )  # fmt: skip
-                series_aet = calling_aet
-            else:
-                # any new instance re-opens the series; an upload in flight is finished by
-                # the uploader, which sees the newer last_received and re-queues it
-                new_state = UPLOADING if row["state"] == UPLOADING else RECEIVING
-                db.execute(
-                    "UPDATE series SET state=?, last_received=?, updated_at=?, attempts=0,"
-                    " next_attempt=0, received_count=received_count+1,"
-                    " description=COALESCE(NULLIF(description, ''), ?) WHERE series_uid=?",
-                    (new_state, now, now, description, series_uid),
-                )
-                series_aet = str(row["calling_aet"])
-            self._count_activity(db, now, series_aet, "received")
+            self._count_activity(db, now, str(series["calling_aet"]), "received")
         if old is not None and old["path"] != str(path):
             return str(old["path"])
         return None
@@ -350,27 +395,24 @@ class State:
             )
 
     def counters(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT name, value FROM counters").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT name, value FROM counters").fetchall()
         return {r["name"]: int(r["value"]) for r in rows}
 
     # ---- series lifecycle ------------------------------------------------------------
 
     def due_series(self, quiet_seconds: float, now: float | None = None) -> list[str]:
-        """Series that are ready for the pipeline: quiet long enough, or failed and due.
+        """Series that are ready for the pipeline: quiet long enough, or failed and due, or
+        left by an uploader whose lease expired (a replica that died).
 
         Pulled series (source ``pull``) are never judged by quiet time: the pull side
         marks them ``complete`` once the retrieved count matches the peer's count.
         """
         now = time.time() if now is None else now
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT series_uid FROM series WHERE"
-                " (state IN (?, ?) AND last_received <= ? AND source != 'pull')"
-                " OR (state = ? AND source = 'pull')"
-                " OR (state = ? AND next_attempt <= ?)"
-                " ORDER BY last_received",
-                (RECEIVING, COMPLETE, now - quiet_seconds, COMPLETE, FAILED, now),
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT series_uid FROM series WHERE {DUE} ORDER BY last_received",
+                (now - quiet_seconds, now, now),
             ).fetchall()
         return [r["series_uid"] for r in rows]
 
@@ -381,7 +423,7 @@ class State:
                 "UPDATE series SET state=?, updated_at=? WHERE series_uid=? AND state=?",
                 (COMPLETE, time.time(), series_uid, RECEIVING),
             )
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def hold(self, series_uid: str) -> bool:
         """Before a PULL retrieval: keep the pipeline off the series until ``mark_complete``
@@ -389,7 +431,7 @@ class State:
         while an upload of it is in flight: retrieve later, after that upload ended."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT state FROM series WHERE series_uid=?", (series_uid,)
+                "SELECT state FROM series WHERE series_uid=?" + db.lock, (series_uid,)
             ).fetchone()
             if row is not None and row["state"] == UPLOADING:
                 return False
@@ -399,25 +441,63 @@ class State:
             )
         return True
 
-    def claim(self, series_uid: str) -> tuple[float, list[InstanceRow]] | None:
-        """Move a series to ``uploading``; return (its last_received, its instances)."""
+    def claim(
+        self, series_uid: str, quiet_seconds: float | None = None, now: float | None = None
+    ) -> tuple[float, list[InstanceRow]] | None:
+        """Take the upload lease of a series and move it to ``uploading``; return (its
+        last_received, its instances), or None if it is finished or another live owner
+        holds it. With ``quiet_seconds``, only if it is still due (the sweeper's view may
+        be stale by the time it claims: another replica may have taken and finished it)."""
+        now = time.time() if now is None else now
+        params: tuple[float, ...]
+        if quiet_seconds is None:
+            condition, params = CLAIMABLE, (now,)
+        else:
+            condition, params = DUE, (now - quiet_seconds, now, now)
         with self._tx() as db:
             row = db.execute(
-                "SELECT state, source, last_received FROM series WHERE series_uid=?",
-                (series_uid,),
+                "UPDATE series SET state=?, owner=?, lease_until=?, updated_at=?"
+                f" WHERE series_uid=? AND {condition} RETURNING last_received",
+                (UPLOADING, self.owner, now + self.lease_seconds, now, series_uid, *params),
             ).fetchone()
-            if row is None or row["state"] in (UPLOADING, UPLOADED, OPTED_OUT, ABANDONED):
+            if row is None:
                 return None
-            if row["state"] == RECEIVING and row["source"] == "pull":
-                return None  # held by a retrieval (it was due when the sweep looked)
-            db.execute(
-                "UPDATE series SET state=?, updated_at=? WHERE series_uid=?",
-                (UPLOADING, time.time(), series_uid),
-            )
             instances = db.execute(
                 "SELECT * FROM instances WHERE series_uid=? ORDER BY sop_uid", (series_uid,)
             ).fetchall()
         return float(row["last_received"]), [InstanceRow(**dict(r)) for r in instances]
+
+    def renew(self, series_uid: str, now: float | None = None) -> bool:
+        """Extend this process's lease on a series; False if it is no longer ours."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE series SET lease_until=? WHERE series_uid=? AND owner=? AND state=?",
+                (now + self.lease_seconds, series_uid, self.owner, UPLOADING),
+            )
+            return bool(cur.rowcount > 0)
+
+    @contextmanager
+    def holding(self, series_uid: str) -> Iterator[None]:
+        """Keep renewing the lease of a claimed series (every third of the lease) while the
+        block runs, so a long upload keeps it and a dead process loses it."""
+        done = threading.Event()
+
+        def keep() -> None:
+            while not done.wait(self.lease_seconds / 3):
+                try:
+                    if not self.renew(series_uid):
+                        return
+                except Exception:  # noqa: BLE001 - the database is away: try again
+                    continue
+
+        thread = threading.Thread(target=keep, name=f"lease-{series_uid[-12:]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def finish(
         self,
@@ -435,11 +515,19 @@ class State:
 
         If instances arrived since the claim (last_received moved on), the series goes back
         to ``receiving`` instead, so the complete series is uploaded again. Returns True
-        if the final state is ``state``.
+        if the final state is ``state``. If this process lost the lease meanwhile (another
+        replica took the series over), nothing changes and (False, []) is returned.
         """
         now = time.time()
         removed: list[str] = []
         with self._tx() as db:
+            row = db.execute(
+                "SELECT state, owner, last_received, attempts, uploaded_count, calling_aet"
+                " FROM series WHERE series_uid=?" + db.lock,
+                (series_uid,),
+            ).fetchone()
+            if row is None or row["state"] != UPLOADING or row["owner"] != self.owner:
+                return False, removed
             for inst in done:
                 cur = db.execute(
                     "DELETE FROM instances WHERE sop_uid=? AND received_at=? AND path=?",
@@ -447,13 +535,6 @@ class State:
                 )
                 if cur.rowcount:
                     removed.append(inst.path)
-            row = db.execute(
-                "SELECT last_received, attempts, uploaded_count, calling_aet FROM series"
-                " WHERE series_uid=?",
-                (series_uid,),
-            ).fetchone()
-            if row is None:
-                return False, removed
             reopened = float(row["last_received"]) > claimed_at
             final = RECEIVING if reopened else state
             uploaded_count = int(row["uploaded_count"])
@@ -464,7 +545,8 @@ class State:
             db.execute(
                 "UPDATE series SET state=?, updated_at=?, last_error=?, placement=COALESCE(NULLIF(?, ''), placement),"
                 " destination=COALESCE(NULLIF(?, ''), destination), uploaded_count=?,"
-                " uploaded_at=COALESCE(?, uploaded_at), attempts=?, next_attempt=?"
+                " uploaded_at=COALESCE(?, uploaded_at), attempts=?, next_attempt=?,"
+                " owner='', lease_until=0"
                 " WHERE series_uid=?",
                 (
                     final,
@@ -483,7 +565,7 @@ class State:
                 self._count_activity(db, now, str(row["calling_aet"]), final)
         return final == state, removed
 
-    def _count_activity(self, db: sqlite3.Connection, now: float, aet: str, what: str) -> None:
+    def _count_activity(self, db: Database, now: float, aet: str, what: str) -> None:
         """One more event of kind ``what`` (received / uploaded / failed / opted_out) for
         this scanner in the hour of ``now``; rows older than ACTIVITY_KEEP_HOURS go."""
         column = {UPLOADED: "uploaded", FAILED: "failed", OPTED_OUT: "opted_out"}.get(what, what)
@@ -502,7 +584,7 @@ class State:
         """Remember the Flywheel acquisition this series' ``acq_uid`` was uploaded to."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT acquisitions FROM series WHERE series_uid=?", (series_uid,)
+                "SELECT acquisitions FROM series WHERE series_uid=?" + db.lock, (series_uid,)
             ).fetchone()
             if row is None:
                 return
@@ -517,61 +599,101 @@ class State:
             )
 
     def recover(self) -> int:
-        """After a restart: series left in ``uploading`` go back to ``complete``."""
+        """At start-up: series left in ``uploading`` go back to ``complete``. With shared
+        state only those whose lease expired (a live replica keeps its own)."""
+        now = time.time()
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE series SET state=?, updated_at=? WHERE state=?",
-                (COMPLETE, time.time(), UPLOADING),
-            )
-            return cur.rowcount
+            if self.shared:
+                cur = db.execute(
+                    "UPDATE series SET state=?, owner='', lease_until=0, updated_at=?"
+                    " WHERE state=? AND lease_until < ?",
+                    (COMPLETE, now, UPLOADING, now),
+                )
+            else:
+                cur = db.execute(
+                    "UPDATE series SET state=?, owner='', lease_until=0, updated_at=?"
+                    " WHERE state=?",
+                    (COMPLETE, now, UPLOADING),
+                )
+            return int(cur.rowcount)
+
+    def uploads_in_flight(self) -> list[dict[str, Any]]:
+        """Series being uploaded: by which process (host:pid:id) and until when its lease
+        holds (past it, another replica takes the series over)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT series_uid, owner, lease_until FROM series WHERE state=?"
+                " ORDER BY lease_until",
+                (UPLOADING,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def leased(self, now: float | None = None) -> set[str]:
+        """Series some live process is uploading right now."""
+        now = time.time() if now is None else now
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT series_uid FROM series WHERE state=? AND lease_until >= ?",
+                (UPLOADING, now),
+            ).fetchall()
+        return {r["series_uid"] for r in rows}
 
     # ---- reading ---------------------------------------------------------------------
 
     def series(self, series_uid: str) -> SeriesRow | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM series WHERE series_uid=?", (series_uid,)
-            ).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM series WHERE series_uid=?", (series_uid,)).fetchone()
         return SeriesRow(**dict(row)) if row else None
 
     def all_series(self) -> list[SeriesRow]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM series ORDER BY first_seen").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM series ORDER BY first_seen").fetchall()
         return [SeriesRow(**dict(r)) for r in rows]
 
     def instances(self, series_uid: str | None = None) -> list[InstanceRow]:
-        with self._lock:
+        with self._read() as db:
             if series_uid is None:
-                rows = self._db.execute("SELECT * FROM instances").fetchall()
+                rows = db.execute("SELECT * FROM instances").fetchall()
             else:
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT * FROM instances WHERE series_uid=?", (series_uid,)
                 ).fetchall()
         return [InstanceRow(**dict(r)) for r in rows]
 
+    def recorded_paths(self, paths: list[str]) -> set[str]:
+        """Which of ``paths`` an instance row points at now."""
+        found: set[str] = set()
+        with self._read() as db:
+            for start in range(0, len(paths), 500):
+                chunk = paths[start : start + 500]
+                marks = ",".join("?" for _ in chunk)
+                rows = db.execute(
+                    f"SELECT path FROM instances WHERE path IN ({marks})", chunk
+                ).fetchall()
+                found.update(r["path"] for r in rows)
+        return found
+
     def count_by_state(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT state, COUNT(*) AS n FROM series GROUP BY state"
-            ).fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT state, COUNT(*) AS n FROM series GROUP BY state").fetchall()
         counts = dict.fromkeys(STATES, 0)
         counts.update({r["state"]: int(r["n"]) for r in rows})
         return counts
 
     def queue_depth(self) -> int:
         """Instances waiting in the spool."""
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) AS n FROM instances").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT COUNT(*) AS n FROM instances").fetchone()
         return int(row["n"])
 
     def quarantined(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM quarantine ORDER BY id").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM quarantine ORDER BY id").fetchall()
         return [dict(r) for r in rows]
 
     def failures(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT series_uid, state, attempts, last_error, updated_at FROM series"
                 " WHERE last_error != '' AND state NOT IN (?, ?)",
                 (UPLOADED, OPTED_OUT),
@@ -590,8 +712,8 @@ class State:
         retried right now (``uploading`` with the last error kept), so the count does not
         blink while a failing series is retried."""
         cutoff = 0.0 if since is None else since
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT calling_aet,"
                 f" {_count('state = ? AND COALESCE(uploaded_at, 0) >= ?')} AS uploaded_series,"
                 f" {_count(_FAILING + ' AND updated_at >= ?')} AS failed_series,"
@@ -612,7 +734,7 @@ class State:
                 hour = int(since // 3600)
                 received = {
                     r["calling_aet"]: int(r["n"])
-                    for r in self._db.execute(
+                    for r in db.execute(
                         "SELECT calling_aet, SUM(received) AS n FROM activity WHERE hour >= ?"
                         " GROUP BY calling_aet",
                         (hour,),
@@ -633,8 +755,8 @@ class State:
 
     def recent_series(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` series by when they last received an instance."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT series_uid, calling_aet, source, state, placement, destination,"
                 " description, received_count, last_received, uploaded_at, last_error"
                 " FROM series ORDER BY last_received DESC LIMIT ?",
@@ -645,8 +767,8 @@ class State:
     def activity(self, since: float) -> dict[int, dict[str, int]]:
         """{hour (epoch seconds // 3600): {received, uploaded, failed, opted_out}} from
         ``since``'s hour on, summed over scanners."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT hour, SUM(received) AS received, SUM(uploaded) AS uploaded,"
                 " SUM(failed) AS failed, SUM(opted_out) AS opted_out FROM activity"
                 " WHERE hour >= ? GROUP BY hour",
@@ -665,6 +787,7 @@ class State:
             "counters": self.counters(),
             "failures": self.failures(),
             "quarantine": self.quarantined(),
+            "uploading": self.uploads_in_flight(),
         }
 
 

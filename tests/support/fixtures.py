@@ -26,3 +26,21 @@ def fwlite(tmp_path: Path) -> Iterator[FwliteServer]:
 @pytest.fixture
 def fw(fwlite: FwliteServer) -> Any:
     return fwlite.client()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One real PostgreSQL server for the whole session (tests/support/postgres.py)."""
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> str:
+    """A fresh, empty PostgreSQL database on the session's server."""
+    return str(postgres.new_database())

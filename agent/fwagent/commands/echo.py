@@ -86,6 +86,21 @@ def flywheel_check(config: AgentConfig, timeout: float = 10.0) -> tuple[bool, st
     return True, f"authenticated as {who} at {site}"
 
 
+def state_check(config: AgentConfig) -> tuple[bool, str]:
+    """The shared state database answers (state_url set)."""
+    from fwagent.db import redact
+
+    try:
+        state = config.open_state()
+    except Exception as exc:  # noqa: BLE001 - reported as a verdict
+        return False, " ".join(str(exc).split())[:300]
+    try:
+        series = sum(state.count_by_state().values())
+    finally:
+        state.close()
+    return True, f"PostgreSQL at {redact(config.state_url)}: {series} series"
+
+
 def main(args: argparse.Namespace) -> int:
     config = load_or_exit(args.config)
     checks: list[tuple[str, tuple[bool, str]]] = []
@@ -115,6 +130,8 @@ def main(args: argparse.Namespace) -> int:
             checks.append((name, c_echo(calling, r.ae_title, host, r.port, r.tls, args.timeout)))
         else:
             checks.append((name, (False, "no qr.peers registered: every peer is refused")))
+    if config.state_url:
+        checks.append(("shared state", state_check(config)))
     checks.append(("Flywheel", flywheel_check(config, args.timeout)))
     ok = True
     for name, (passed, detail) in checks:

@@ -29,8 +29,8 @@ def main(args: argparse.Namespace) -> int:
     from fwagent.state import NewerStateError
 
     try:
-        agent = Agent(config)
-    except NewerStateError as exc:
+        agent = Agent(config)  # opens the state: a database that cannot be reached stops here
+    except (NewerStateError, OSError, ValueError) as exc:
         print(f"fwagent run: cannot start: {exc}", file=sys.stderr)
         return 1
     try:

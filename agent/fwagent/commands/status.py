@@ -16,16 +16,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = load_or_exit(args.config)
-    if not config.state_path.exists():
+    if not config.state_url and not config.state_path.exists():
         print(f"fwagent status: no state yet at {config.state_path}", file=sys.stderr)
         return 1
     from fwagent import report
-    from fwagent.state import NewerStateError, State
+    from fwagent.state import NewerStateError
 
     try:
-        state = State(config.state_path)
+        state = config.open_state()
     except NewerStateError as exc:
         print(f"fwagent status: {exc}", file=sys.stderr)
+        return 1
+    except (ConnectionError, OSError) as exc:
+        print(f"fwagent status: cannot open the state: {exc}", file=sys.stderr)
         return 1
     try:
         summary = report.status(config, state)

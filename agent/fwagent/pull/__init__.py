@@ -39,7 +39,7 @@ def status(config: AgentConfig) -> dict[str, Any]:
     """The ``pull`` section of `fwagent status` (abandoned series with their reasons)."""
     from fwagent.pull.store import PullStore
 
-    store = PullStore(config.state_path)
+    store = PullStore(config.state_path, config.state_url)
     try:
         return store.summary()
     finally:

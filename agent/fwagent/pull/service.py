@@ -2,6 +2,12 @@
 
 poll (C-FIND) -> decide per series -> retrieve the stable ones (C-MOVE/C-GET into the
 spool, count checked) -> mark them complete for the shared uploader pipeline.
+
+With shared state (``state_url: postgresql://``) several replicas may have pull enabled;
+only the one holding the pull leader lock (:class:`fwagent.db.LeaderLock`, a PostgreSQL
+advisory lock on its own connection) polls. The others keep their pull storage SCP up
+(a C-MOVE may name any of them) and try for the lock every few seconds, so when the
+leader dies another one polls within one interval.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fwagent.config import AgentConfig
+from fwagent.db import LeaderLock
 from fwagent.pull import decide as d
 from fwagent.pull.net import PullError, RetrieveLater
 from fwagent.pull.options import PullOptions
@@ -28,6 +35,7 @@ from fwagent.state import State
 log = logging.getLogger(__name__)
 
 SETTLED = (d.DONE, d.OPTED_OUT, d.ABANDONED)
+PULL_LEADER_KEY = 0x66776167_70756C6C  # "fwagpull": one pull leader per state database
 
 
 @dataclass
@@ -54,7 +62,8 @@ class PullService:
         self.config = config
         self.options = PullOptions.from_config(config)
         self.state = state
-        self.store = PullStore(config.state_path)
+        self.store = PullStore(config.state_path, config.state_url)
+        self.leader = LeaderLock(config.state_url, PULL_LEADER_KEY)
         self.scp = StorageSCP(
             Spool(config.spool_dir),
             state,
@@ -155,18 +164,30 @@ class PullService:
         )
 
     def _loop(self) -> None:
+        interval = self.config.pull.interval_seconds
+        leading = False
         while not self._stop.is_set():
+            if not self.leader.acquire():
+                if leading:
+                    log.warning("pull: lost the pull leader lock; another replica polls")
+                leading = False
+                self._stop.wait(min(interval, 5.0))
+                continue
+            if not leading and self.leader.distributed:
+                log.info("pull: this replica is the pull leader")
+            leading = True
             try:
                 self.cycle()
             except Exception:  # the loop must survive anything one cycle throws
                 log.exception("pull: cycle failed")
-            self._stop.wait(self.config.pull.interval_seconds)
+            self._stop.wait(interval)
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.options.retrieve_timeout_seconds)
             self._thread = None
+        self.leader.release()
         self.scp.stop()
         self.store.close()
 

@@ -1,4 +1,5 @@
-"""What the poller remembers between polls, in the agent's state.sqlite (own tables).
+"""What the poller remembers between polls, in the agent's state (own tables; SQLite or
+PostgreSQL as ``state_url`` says, with the same statements).
 
 ``pull_series``: one row per series seen on the peer (decide.SeriesState).
 ``pull_studies``: the study instance count at the last poll (to skip unchanged studies).
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fwagent.db import Database
 from fwagent.pull.decide import ABANDONED, STATES, SeriesState
 from fwagent.state import open_db
 
@@ -44,73 +48,82 @@ CREATE TABLE IF NOT EXISTS pull_meta (
 _FIELDS = [f.name for f in dataclasses.fields(SeriesState)]
 
 
-class PullStore:
-    """A separate connection to state.sqlite (WAL lets it share the file with State)."""
+_UPSERT_SERIES = (
+    f"INSERT INTO pull_series({', '.join(_FIELDS)}) VALUES ({', '.join('?' for _ in _FIELDS)})"
+    " ON CONFLICT(series_uid) DO UPDATE SET "
+    + ", ".join(f"{f}=excluded.{f}" for f in _FIELDS if f != "series_uid")
+)
 
-    def __init__(self, path: Path) -> None:
+
+class PullStore:
+    """A separate connection to the agent's state (SQLite WAL lets it share the file)."""
+
+    def __init__(self, path: Path, url: str = "") -> None:
         self._lock = threading.RLock()
-        self._db = open_db(path, SCHEMA)
+        self._db = open_db(path, SCHEMA, url)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _tx(self) -> Iterator[Database]:
+        with self._lock, self._db.transaction() as db:
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[Database]:
+        with self._lock, self._db.read() as db:
+            yield db
+
     def series(self) -> dict[str, SeriesState]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM pull_series").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM pull_series").fetchall()
         return {r["series_uid"]: SeriesState(**{k: r[k] for k in _FIELDS}) for r in rows}
 
     def save(self, *states: SeriesState) -> None:
-        columns = ", ".join(_FIELDS)
-        marks = ", ".join("?" for _ in _FIELDS)
-        with self._lock:
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO pull_series({columns}) VALUES ({marks})",
-                [tuple(getattr(s, f) for f in _FIELDS) for s in states],
-            )
-            self._db.commit()
+        with self._tx() as db:
+            db.executemany(_UPSERT_SERIES, [tuple(getattr(s, f) for f in _FIELDS) for s in states])
 
     def forget(self, series_uids: list[str]) -> None:
-        with self._lock:
-            self._db.executemany(
+        with self._tx() as db:
+            db.executemany(
                 "DELETE FROM pull_series WHERE series_uid=?", [(u,) for u in series_uids]
             )
-            self._db.execute(
+            db.execute(
                 "DELETE FROM pull_studies WHERE study_uid NOT IN"
                 " (SELECT DISTINCT study_uid FROM pull_series)"
             )
-            self._db.commit()
 
     def study_counts(self) -> dict[str, int | None]:
-        with self._lock:
-            rows = self._db.execute("SELECT study_uid, count FROM pull_studies").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT study_uid, count FROM pull_studies").fetchall()
         return {r["study_uid"]: r["count"] for r in rows}
 
     def save_study_counts(self, counts: dict[str, int | None]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO pull_studies(study_uid, count) VALUES (?, ?)",
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO pull_studies(study_uid, count) VALUES (?, ?)"
+                " ON CONFLICT(study_uid) DO UPDATE SET count=excluded.count",
                 list(counts.items()),
             )
-            self._db.commit()
 
     def forget_study_count(self, study_uid: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM pull_studies WHERE study_uid=?", (study_uid,))
-            self._db.commit()
+        with self._tx() as db:
+            db.execute("DELETE FROM pull_studies WHERE study_uid=?", (study_uid,))
 
     def get(self, key: str, default: str = "") -> str:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM pull_meta WHERE key=?", (key,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT value FROM pull_meta WHERE key=?", (key,)).fetchone()
         return str(row["value"]) if row else default
 
     def put(self, **values: Any) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO pull_meta(key, value) VALUES (?, ?)",
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO pull_meta(key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 [(k, str(v)) for k, v in values.items()],
             )
-            self._db.commit()
 
     def summary(self) -> dict[str, Any]:
         """The `pull` part of `fwagent status`: counts by state, every abandoned or
@@ -136,11 +149,8 @@ class PullStore:
             for s in states.values()
             if s.state == "waiting"
         ]
-        with self._lock:
-            meta = {
-                r["key"]: r["value"]
-                for r in self._db.execute("SELECT key, value FROM pull_meta").fetchall()
-            }
+        with self._read() as db:
+            meta = {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM pull_meta")}
         return {
             "series": counts,
             "abandoned_and_retrying": problems,
