@@ -11,6 +11,7 @@ from typing import IO, Any
 from . import metrics
 from .config import AgentConfig
 from .db import redact
+from .deid.service import Deidentifier
 from .pipeline import Pipeline
 from .receiver import StorageSCP
 from .spool import Spool, lock_spool, recover_spool
@@ -26,12 +27,20 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def deid_service(config: AgentConfig) -> Deidentifier | None:
+    """The de-identification service when ``deid.profile`` is set (not started)."""
+    if not config.deid.profile:
+        return None
+    return Deidentifier(config.deid.profile, Path(config.spool_dir), config.state_path)
+
+
 class Agent:
     def __init__(self, config: AgentConfig, client_factory: Any = None) -> None:
         self.config = config
         self.spool = Spool(Path(config.spool_dir))
         self.state: State = config.open_state()
-        self.pipeline = Pipeline(config, self.state, self.spool, client_factory)
+        self.deid = deid_service(config)
+        self.pipeline = Pipeline(config, self.state, self.spool, client_factory, deid=self.deid)
         self.push: StorageSCP | None = None
         self.pull: Any = None
         self.web: Any = None
@@ -46,6 +55,11 @@ class Agent:
                 "state shared in %s as replica %s (upload lease %gs)",
                 redact(self.config.state_url), self.state.owner, self.state.lease_seconds,
             )  # fmt: skip
+        on_stored = None
+        if self.deid is not None:
+            self.deid.start()  # a bad profile stops here (ProfileError)
+            self.deid.recover()
+            on_stored = self.deid.on_stored  # de-identify as instances arrive
         found = recover_spool(self.spool, self.state)
         if any(found.values()):
             log.info(
@@ -79,6 +93,7 @@ class Agent:
                 min_free_bytes=int(config.spool_min_free_mb * 1024 * 1024),
                 sent_tag=config.mapping_config().sent_tag,
                 source="push",
+                on_stored=on_stored,
             )
             self.push.start(
                 config.push.ae_title,
@@ -92,7 +107,7 @@ class Agent:
         if config.pull.enabled:
             from . import pull
 
-            self.pull = pull.start(config, self.state, self.pipeline)
+            self.pull = pull.start(config, self.state, self.pipeline, on_stored=on_stored)
         if config.qr.enabled:
             from . import qr
 
@@ -113,6 +128,8 @@ class Agent:
         if self.web is not None:
             self.web.stop()
             self.web = None
+        if self.deid is not None:
+            self.deid.stop()
         self.state.close()
         if self._spool_lock is not None:
             self._spool_lock.close()

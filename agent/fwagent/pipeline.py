@@ -40,6 +40,8 @@ from fwmapping.paths import inside
 
 from . import metrics
 from .config import AgentConfig
+from .deid.mapping import map_deidentified
+from .deid.service import Deidentifier, DeidError
 from .package import zip_name, zip_series
 from .retry import next_retry
 from .spool import Spool
@@ -76,8 +78,10 @@ class Pipeline:
         state: State,
         spool: Spool,
         client_factory: Callable[[], Any] | None = None,
+        deid: Deidentifier | None = None,
     ) -> None:
         self.config = config
+        self.deid = deid  # with a de-id profile: package and map de-identified copies
         self.state = state
         self.spool = spool
         self.mapping = config.mapping_config()
@@ -250,13 +254,21 @@ class Pipeline:
             log.info("series %s: opted out by policy (%d instances deleted)", series_uid, len(good))
             return OPTED_OUT
 
+        try:
+            sources = self._sources(groups, headers)
+        except DeidError as exc:  # nothing of the series is uploaded
+            self._fail(series_uid, claimed_at, exc)
+            return FAILED
         destinations = []
         placement = ""
-        for key, members in groups.items():
-            metadata = map_dataset(headers[key], self.mapping)
+        for key, (paths, header) in sources.items():
+            if header is headers[key]:
+                metadata = map_dataset(header, self.mapping)
+            else:
+                metadata = map_deidentified(headers[key], header, self.mapping)
             try:
                 placed, dest = self._upload_once(
-                    series_uid, metadata, members, headers[key], was_uploaded
+                    series_uid, metadata, paths, header, was_uploaded
                 )
             except Exception as exc:
                 self._fail(series_uid, claimed_at, exc)
@@ -285,11 +297,23 @@ class Pipeline:
         )  # fmt: skip
         return UPLOADED
 
+    def _sources(
+        self, groups: dict[str, list[InstanceRow]], headers: dict[str, Any]
+    ) -> dict[str, tuple[list[Path], Any]]:
+        """What is packaged and mapped for each acquisition: the spooled instances and
+        their header, or, with a de-id profile, the de-identified copies and their header
+        (routing and policy read the original either way). Raises DeidError."""
+        if self.deid is not None:
+            return self.deid.sources(groups)
+        return {
+            key: ([Path(m.path) for m in members], headers[key]) for key, members in groups.items()
+        }
+
     def _upload_once(
         self,
         series_uid: str,
         metadata: dict[str, Any],
-        members: list[InstanceRow],
+        paths: list[Path],
         header: Any,
         was_uploaded: bool,
     ) -> tuple[dict[str, Any], str]:
@@ -303,12 +327,12 @@ class Pipeline:
         work = self.spool.work_dir(series_uid)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
-        paths = [Path(m.path) for m in members]
+        members = list(paths)
         if was_uploaded:
-            paths += self._earlier_members(
+            members += self._earlier_members(
                 client, series_uid, placed, work, {p.name for p in paths}
             )
-        zip_path = zip_series(paths, inside(work, zip_name(placed)))
+        zip_path = zip_series(members, inside(work, zip_name(placed)))
         upload_acquisition(
             client, placed, zip_path, header_info(header, self.mapping), self.mapping
         )
@@ -362,6 +386,9 @@ class Pipeline:
             destination=destination,
             error=error,
         )
+        if self.deid is not None:
+            gone = set(removed)
+            self.deid.forget(inst for inst in done if inst.path in gone)
         return removed
 
     def _fail(self, series_uid: str, claimed_at: float, exc: BaseException) -> None:

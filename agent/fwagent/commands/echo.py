@@ -9,6 +9,7 @@ import argparse
 import os
 import socket
 import ssl
+import sys
 from typing import Any
 
 from fwagent.commands.common import add_config_argument, load_or_exit
@@ -101,8 +102,26 @@ def state_check(config: AgentConfig) -> tuple[bool, str]:
     return True, f"PostgreSQL at {redact(config.state_url)}: {series} series"
 
 
+def deid_check(config: AgentConfig) -> tuple[bool, str]:
+    """The de-id profile as ``fwagent run`` would load it (validated in a worker process)."""
+    from fwagent.deid import ProfileError
+    from fwagent.deid.service import validate
+
+    try:
+        validate(config.deid.profile)
+    except ProfileError as exc:
+        return False, str(exc)
+    return True, f"{config.deid.profile} loads and passes the site rules"
+
+
 def main(args: argparse.Namespace) -> int:
     config = load_or_exit(args.config)
+    if config.deid.profile:
+        passed, detail = deid_check(config)
+        if not passed:
+            print(f"fwagent echo: bad de-id profile (deid.profile): {detail}", file=sys.stderr)
+            return 2
+        print(f"OK   de-id profile: {detail}")
     checks: list[tuple[str, tuple[bool, str]]] = []
     if config.push.enabled:
         p = config.push

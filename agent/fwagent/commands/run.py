@@ -26,6 +26,7 @@ def main(args: argparse.Namespace) -> int:
 
     dimse.quiet_library_log(logging.WARNING)
     from fwagent.agent import Agent
+    from fwagent.deid import ProfileError
     from fwagent.state import NewerStateError
 
     try:
@@ -35,6 +36,10 @@ def main(args: argparse.Namespace) -> int:
         return 1
     try:
         agent.start()
+    except ProfileError as exc:
+        agent.stop()
+        print(f"fwagent run: bad de-id profile (deid.profile): {exc}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:  # port in use, unusable TLS files...
         agent.stop()
         print(f"fwagent run: cannot start: {exc}", file=sys.stderr)

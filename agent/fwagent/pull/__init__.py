@@ -15,6 +15,7 @@ if the pipeline has it, so an upload need not wait for the next sweep.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fwagent.config import AgentConfig
@@ -25,12 +26,20 @@ class Stopper(Protocol):
     def stop(self) -> None: ...
 
 
-def start(config: AgentConfig, state: State, pipeline: Any = None) -> Stopper:
-    """Start polling (and the pull storage SCP); return what stops it."""
+def start(
+    config: AgentConfig,
+    state: State,
+    pipeline: Any = None,
+    on_stored: Callable[[str, str], None] | None = None,
+) -> Stopper:
+    """Start polling (and the pull storage SCP); return what stops it. ``on_stored`` is
+    the receiver hook for each retrieved instance (the agent's de-identification)."""
     from fwagent.pull.service import PullService
 
     wake = getattr(pipeline, "wake", None)
-    service = PullService(config, state, on_complete=wake if callable(wake) else None)
+    service = PullService(
+        config, state, on_complete=wake if callable(wake) else None, on_stored=on_stored
+    )
     service.start()
     return service
 

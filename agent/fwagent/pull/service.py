@@ -58,6 +58,7 @@ class PullService:
         config: AgentConfig,
         state: State,
         on_complete: Callable[[str], None] | None = None,
+        on_stored: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.options = PullOptions.from_config(config)
@@ -71,6 +72,7 @@ class PullService:
             sent_tag=config.mapping_config().sent_tag,
             source="pull",
             calling_ae=config.pull.peer.ae_title,
+            on_stored=on_stored,
         )
         self.poller = Poller(self.options)
         self.retriever = Retriever(self.options, state, self.scp)
