@@ -53,6 +53,7 @@ def new_pool(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         max_tasks_per_child=tasks_per_worker,
+        initializer=worker.quiet,
     )
 
 

@@ -51,7 +51,7 @@ class _Collect(logging.Handler):
             _records.append(f"{record.levelname} {record.name}: {record.msg!r}")
 
 
-def _quiet() -> None:
+def quiet() -> None:
     """Collect every log record and warning of this process instead of printing them."""
     root = logging.getLogger()
     if any(isinstance(h, _Collect) for h in root.handlers):
@@ -65,7 +65,7 @@ def _quiet() -> None:
 
 
 def _load(path: str) -> Any:
-    _quiet()
+    quiet()
     profile = _profiles.get(path)
     if profile is None:
         from flywheel_migration.deidentify import load_profile
@@ -77,7 +77,7 @@ def _load(path: str) -> Any:
 
 def validate(path: str) -> list[str]:
     """flywheel-migration's verdict on the profile at ``path``: its errors, one line each."""
-    _quiet()
+    quiet()
     from flywheel_migration.deidentify.exceptions import ValidationError
 
     try:
@@ -130,6 +130,7 @@ def deidentify(profile_path: str, task: Task) -> Result:
     Success is judged by what was written (process_files' callback and a readable
     output), never by a return value.
     """
+    quiet()
     _records.clear()
     try:
         return _deidentify(profile_path, task)
@@ -142,8 +143,8 @@ def deidentify(profile_path: str, task: Task) -> Result:
 
 def _deidentify(profile_path: str, task: Task) -> Result:
     import pydicom
-    from pydicom.uid import UID
     from fs.memoryfs import MemoryFS
+    from pydicom.uid import UID
 
     from .uids import fix_uids
 
