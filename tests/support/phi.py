@@ -92,14 +92,15 @@ def late_spec(spec: SeriesSpec, count: int) -> SeriesSpec:
     return replace(spec, count=count)
 
 
-def phi_values(spec: SeriesSpec, sop_uids: list[str]) -> list[str]:
+def phi_values(spec: SeriesSpec, sop_uids: list[str], dates: bool = True) -> list[str]:
     """What must not appear anywhere: the values above, each name part, the original
-    UIDs (the profile hashes them) and the study date in both spellings."""
+    UIDs (the profile hashes them) and (``dates``) the study date in both spellings."""
     values = [*PHI.values(), SEQUENCE_MRN, SEQUENCE_PHYSICIAN, PRIVATE_VALUE]
     for name in (PHI["PatientName"], PHI["ReferringPhysicianName"], SEQUENCE_PHYSICIAN):
         values += name.split("^")
-    day = spec.study_date
-    values += [day, f"{day[:4]}-{day[4:6]}-{day[6:]}"]
+    if dates:
+        day = spec.study_date
+        values += [day, f"{day[:4]}-{day[4:6]}-{day[6:]}"]
     values += [spec.study_uid, spec.series_uid, *sop_uids]
     return values
 

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timezone", default=defaults.timezone, metavar="TZ", help="(default: %(default)s)"
     )
+    parser.add_argument(
+        "--deid-profile",
+        metavar="PATH",
+        help="preview what would be uploaded after this Flywheel de-id profile (routing"
+        " still read from the original header)",
+    )
 
 
 def iter_files(paths: list[str]) -> Iterator[Path]:
@@ -65,6 +71,42 @@ def map_paths(paths: list[str], config: MappingConfig) -> Iterator[dict[str, Any
             yield metadata
 
 
+def map_deidentified_paths(
+    paths: list[str], config: MappingConfig, profile: str
+) -> Iterator[dict[str, Any]]:
+    """As :func:`map_paths`, after de-identifying each file with ``profile`` (in a worker
+    process, into a temporary folder removed afterwards); a file the profile cannot
+    process is skipped with a note, never shown raw."""
+    import tempfile
+
+    from fwagent.deid import worker
+    from fwagent.deid.mapping import map_deidentified
+    from fwagent.deid.service import new_pool
+
+    seen: set[tuple[str, str]] = set()
+    with tempfile.TemporaryDirectory(prefix="fwagent-map-") as tmp, new_pool(1) as pool:
+        originals = []
+        for path in iter_files(paths):
+            try:
+                originals.append((path, read_header(path)))
+            except NotDicomError as exc:
+                print(f"fwagent map: skipped {exc}", file=sys.stderr)
+        futures = [
+            pool.submit(worker.deidentify, profile, worker.Task(str(path), f"{tmp}/{n}"))
+            for n, (path, _) in enumerate(originals)
+        ]
+        for (path, original), future in zip(originals, futures, strict=True):
+            result = future.result()
+            if not result.ok:
+                print(f"fwagent map: skipped {path}: {result.reason}", file=sys.stderr)
+                continue
+            metadata = map_deidentified(original, read_header(result.path), config)
+            key = (metadata["session"]["uid"], metadata["acquisition"]["uid"])
+            if key not in seen:
+                seen.add(key)
+                yield metadata
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         config = MappingConfig(
@@ -75,8 +117,20 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:  # fwmapping checks its own settings
         print(f"fwagent map: {exc}", file=sys.stderr)
         return 2
+    if args.deid_profile:
+        from fwagent.deid import ProfileError
+        from fwagent.deid.service import validate
+
+        try:
+            validate(args.deid_profile)
+        except ProfileError as exc:
+            print(f"fwagent map: bad de-id profile: {exc}", file=sys.stderr)
+            return 2
+        mapped_all = map_deidentified_paths(args.paths, config, args.deid_profile)
+    else:
+        mapped_all = map_paths(args.paths, config)
     mapped = 0
-    for metadata in map_paths(args.paths, config):
+    for metadata in mapped_all:
         print(json.dumps(metadata), flush=True)
         mapped += 1
     if not mapped:
