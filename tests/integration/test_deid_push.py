@@ -8,6 +8,7 @@ lands where the routing string says and every instance arrives.
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,9 +88,20 @@ def sop_uids(paths: list[Path]) -> list[str]:
     return [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths]
 
 
+def no_phi_logged(caplog: pytest.LogCaptureFixture, spec: Any) -> None:
+    """No PHI value in the agent's log lines at INFO and above (series UIDs are how the
+    agent's own log and status name a series on site: not checked here)."""
+    values = [v.lower() for v in phi_values(spec, [], dates=False) if not v[:1].isdigit()]
+    for record in caplog.records:
+        if record.levelno >= logging.INFO:
+            line = record.getMessage().lower()
+            assert not [v for v in values if v in line], line
+
+
 def test_phi_never_reaches_flywheel_and_data_lands_by_the_original_routing(
-    tmp_path: Path, fwlite: FwliteServer, fw: Any, agent: Agent
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, agent: Agent, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     spec = phi_spec("fw://psych/study01/s01", count=6)
     paths = write_phi_series(tmp_path / "scanner", spec)
     values = phi_values(spec, sop_uids(paths))
@@ -144,11 +156,13 @@ def test_phi_never_reaches_flywheel_and_data_lands_by_the_original_routing(
     spool = Path(agent.config.spool_dir)
     assert list((spool / "instances").glob("*/*.dcm")) == []
     assert list((spool / "deid").rglob("*.dcm")) == []
+    no_phi_logged(caplog, spec)
 
 
 def test_an_instance_the_profile_cannot_process_parks_the_series_unuploaded(
-    tmp_path: Path, fwlite: FwliteServer, fw: Any, agent: Agent
+    tmp_path: Path, fwlite: FwliteServer, fw: Any, agent: Agent, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     spec = phi_spec("fw://psych/study01/s02", count=4)
     paths = write_phi_series(tmp_path / "scanner", spec)
     bad = pydicom.dcmread(paths[2])
@@ -171,3 +185,5 @@ def test_an_instance_the_profile_cannot_process_parks_the_series_unuploaded(
     assert phi_hits(fwlite.data_dir, fw, phi_values(spec, sop_uids(paths))) == []
     work = Path(agent.config.spool_dir) / "work"
     assert list(work.rglob("*")) == []  # no raw zip left under the upload path
+    no_phi_logged(caplog, spec)
+    assert any("de-identification failed" in r.getMessage() for r in caplog.records)
