@@ -14,7 +14,8 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY shared ./shared
 COPY agent ./agent
-# the agent's extra only: no gear (fw-gear, pandas, codecs) or fwlite (FastAPI) packages
+# the agent's extra only: no gear (fw-gear, codecs) or fwlite (FastAPI) packages; pandas
+# comes with flywheel-migration (de-id: mount a profile, set FWAGENT_DEID_PROFILE)
 RUN pip install --no-cache-dir -c constraints.txt '.[agent]' \
     && groupadd --system --gid 10001 fwagent \
     && useradd --system --uid 10001 --gid fwagent --home-dir /var/lib/fwagent --no-create-home fwagent \
