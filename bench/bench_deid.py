@@ -41,8 +41,10 @@ RATE = 50.0  # images per second, like a scanner
 def library_alone(profile: str, src: str, dst: str) -> float:
     """Runs in a fresh process: process_files on the whole folder, timed without imports."""
     import logging
+    import warnings
 
     logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
     from flywheel_migration.deidentify import load_profile
     from fs.osfs import OSFS
 

@@ -36,7 +36,10 @@ from .store import Copy, DeidStore
 log = logging.getLogger("fwagent.deid")
 
 WORKERS = 1  # one core for de-id, the other for receiving (the library is CPU-bound)
-TASKS_PER_WORKER = 2000  # then the worker is replaced: bounds the library's hash cache
+# then the pool is replaced by a fresh one: bounds the library's hash cache. Done by hand:
+# Python 3.11's max_tasks_per_child left the pool without a worker here (after exactly
+# that many tasks, with more queued), so nothing was ever de-identified again.
+TASKS_PER_WORKER = 2000
 TASK_TIMEOUT = 300.0  # seconds one instance may take
 
 
@@ -44,15 +47,12 @@ class DeidError(RuntimeError):
     """Some instance has no de-identified copy; the message carries no header values."""
 
 
-def new_pool(
-    workers: int = WORKERS, tasks_per_worker: int = TASKS_PER_WORKER
-) -> ProcessPoolExecutor:
+def new_pool(workers: int = WORKERS) -> ProcessPoolExecutor:
     """Worker processes started fresh (spawn: nothing inherited from the agent, and the
-    library's process-wide changes stay in them), each replaced after its quota."""
+    library's process-wide changes stay in them)."""
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        max_tasks_per_child=tasks_per_worker,
         initializer=worker.quiet,
     )
 
@@ -62,7 +62,7 @@ def validate(path: str | Path, pool: ProcessPoolExecutor | None = None) -> None:
     raises ProfileError with one line naming the first problem."""
     check_profile(path)
     own = pool is None
-    pool = pool or new_pool(1, 1)
+    pool = pool or new_pool(1)
     try:
         errors = pool.submit(worker.validate, str(path)).result(timeout=TASK_TIMEOUT)
     except (BrokenProcessPool, FutureTimeout) as exc:
@@ -91,14 +91,17 @@ class Deidentifier:
         self.tasks_per_worker = tasks_per_worker
         self.store: DeidStore | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._tasks = 0  # given to the current pool
+        self.recycled = 0  # pools replaced so far
         self._lock = threading.Lock()
+        self._record_lock = threading.Lock()
         self._pending: dict[tuple[str, float], Future[worker.Result]] = {}
 
     # ---- life cycle ------------------------------------------------------------------
 
     def start(self) -> None:
         """Validate the profile (ProfileError) and start the workers."""
-        self._pool = new_pool(self.workers, self.tasks_per_worker)
+        self._pool = new_pool(self.workers)
         try:
             validate(self.profile_path, self._pool)
         except ProfileError:
@@ -147,29 +150,56 @@ class Deidentifier:
             future = self._pending.get(key)
             if future is not None:
                 return future
-            if self._pool is None:
-                raise RuntimeError("de-identification is stopped")
             try:
-                future = self._pool.submit(worker.deidentify, self.profile_path, task)
+                future = self._next_pool().submit(worker.deidentify, self.profile_path, task)
             except BrokenProcessPool:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = new_pool(self.workers, self.tasks_per_worker)
-                future = self._pool.submit(worker.deidentify, self.profile_path, task)
+                self._replace_pool(cancel=True)
+                future = self._next_pool().submit(worker.deidentify, self.profile_path, task)
             self._pending[key] = future
         future.add_done_callback(lambda f: self._done(key, series_uid, f))
         return future
+
+    def _next_pool(self) -> ProcessPoolExecutor:
+        """The pool for one more task (under the lock); a fresh one every
+        ``tasks_per_worker`` tasks."""
+        if self._pool is None:
+            raise RuntimeError("de-identification is stopped")
+        if self._tasks >= self.tasks_per_worker:
+            self._replace_pool(cancel=False)
+        self._tasks += 1
+        assert self._pool is not None
+        return self._pool
+
+    def _replace_pool(self, cancel: bool) -> None:
+        """A fresh pool; the old one finishes what it was given (unless broken) and exits."""
+        old, self._pool = self._pool, new_pool(self.workers)
+        self._tasks = 0
+        self.recycled += 1
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=cancel)
 
     def _done(self, key: tuple[str, float], series_uid: str, future: Future[worker.Result]) -> None:
         with self._lock:
             if self._pending.get(key) is future:
                 del self._pending[key]
-        if future.cancelled() or future.exception() is not None:
-            return
+        if not future.cancelled() and future.exception() is None:
+            self._record(key, series_uid, future)
+
+    def _record(
+        self, key: tuple[str, float], series_uid: str, future: Future[worker.Result]
+    ) -> worker.Result:
+        """Record a finished task's copy exactly once (its done-callback and the pipeline
+        waiting on it both get here; whoever comes first records it)."""
         result = future.result()
-        for line in result.detail:
-            log.debug("de-id %s: %s", key[0], line)
-        if result.ok and self.store is not None:
-            self.store.record(Copy(key[0], series_uid, key[1], result.path, result.size))
+        with self._record_lock:
+            if getattr(future, "fwagent_recorded", False):
+                return result
+            future.fwagent_recorded = True  # type: ignore[attr-defined]
+            for line in result.detail:
+                log.debug("de-id %s: %s", key[0], line)
+            if result.ok and self.store is not None:
+                self.store.record(Copy(key[0], series_uid, key[1], result.path, result.size))
+        return result
 
     def copies(self, instances: Iterable[InstanceRow]) -> dict[str, Copy]:
         """The de-identified copy of each instance (original SOP uid -> copy), making the
@@ -200,9 +230,11 @@ class Deidentifier:
         return found
 
     def _result(self, inst: InstanceRow, future: Future[worker.Result]) -> worker.Result:
+        key = (inst.sop_uid, inst.received_at)
         for attempt in (1, 2):
             try:
-                return future.result(timeout=TASK_TIMEOUT)
+                future.result(timeout=TASK_TIMEOUT)
+                return self._record(key, inst.series_uid, future)
             except BrokenProcessPool:
                 if attempt == 2:
                     break
