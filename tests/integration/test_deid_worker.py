@@ -40,7 +40,7 @@ def test_copies_come_from_recycled_workers_and_the_agent_stays_clean(tmp_path: P
             deid.on_stored(ds.SeriesInstanceUID, ds.SOPInstanceUID)
         copies = deid.copies(state.instances())
         assert len(copies) == 8
-        assert deid.recycled >= 2  # 1 validation + 8 instances, 3 per pool
+        assert deid.recycled == 2  # 1 validation + 8 instances = 9 tasks, 3 per worker
         names = {Path(c.path).name for c in copies.values()}
         assert len(names) == 8 and all(n.startswith("1.2.826.0.") for n in names)
         for copy in copies.values():
@@ -68,3 +68,35 @@ def test_copies_come_from_recycled_workers_and_the_agent_stays_clean(tmp_path: P
     assert "flywheel_migration" not in sys.modules and "fw_file" not in sys.modules
     after = pydicom.config.settings.reading_validation_mode, pydicom.config.INVALID_KEY_BEHAVIOR
     assert after == before
+
+
+def test_one_worker_at_a_time_even_with_a_backlog(tmp_path: Path) -> None:
+    """Instances queued faster than they are de-identified: recycling waits for the running
+    task, so there is never more than one worker process (each holds the library)."""
+    import psutil
+
+    spool = Spool(tmp_path / "spool")
+    state = State(spool.root / "state.sqlite")
+    deid = Deidentifier(PROFILE, spool.root, state.path, tasks_per_worker=4)
+    deid.start()
+    peak = 0
+    try:
+        headers = spool_series(spool, state, write_phi_series(tmp_path / "in", phi_spec(count=20)))
+        for ds in headers:  # all queued at once
+            deid.on_stored(ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        me = psutil.Process()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            workers = [p for p in me.children(recursive=True) if "spawn" in " ".join(p.cmdline())]
+            peak = max(peak, len(workers))
+            store = deid.store
+            assert store is not None
+            if all(store.current(r.sop_uid, r.received_at) for r in state.instances()):
+                break
+            time.sleep(0.02)
+        assert len(deid.copies(state.instances())) == 20
+        assert deid.recycled >= 4
+    finally:
+        deid.stop()
+        state.close()
+    assert peak == 1

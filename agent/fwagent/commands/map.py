@@ -81,7 +81,7 @@ def map_deidentified_paths(
 
     from fwagent.deid import worker
     from fwagent.deid.mapping import map_deidentified
-    from fwagent.deid.service import new_pool
+    from fwagent.deid.pool import new_pool
 
     seen: set[tuple[str, str]] = set()
     with tempfile.TemporaryDirectory(prefix="fwagent-map-") as tmp, new_pool(1) as pool:

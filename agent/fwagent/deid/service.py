@@ -17,10 +17,9 @@ nothing depends on the hook having run. Any instance without a copy raises
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -30,15 +29,14 @@ from fwmapping import NotDicomError, read_header
 
 from ..state import InstanceRow
 from . import worker
+from .pool import RecycledWorker, new_pool
 from .profile import ProfileError, check_profile
 from .store import Copy, DeidStore
 
 log = logging.getLogger("fwagent.deid")
 
-WORKERS = 1  # one core for de-id, the other for receiving (the library is CPU-bound)
-# then the pool is replaced by a fresh one: bounds the library's hash cache. Done by hand:
-# Python 3.11's max_tasks_per_child left the pool without a worker here (after exactly
-# that many tasks, with more queued), so nothing was ever de-identified again.
+# one worker (one core for de-id, the other for receiving: the library is CPU-bound),
+# replaced after this many instances: bounds the library's hash cache (see .pool)
 TASKS_PER_WORKER = 2000
 TASK_TIMEOUT = 300.0  # seconds one instance may take
 
@@ -47,29 +45,20 @@ class DeidError(RuntimeError):
     """Some instance has no de-identified copy; the message carries no header values."""
 
 
-def new_pool(workers: int = WORKERS) -> ProcessPoolExecutor:
-    """Worker processes started fresh (spawn: nothing inherited from the agent, and the
-    library's process-wide changes stay in them)."""
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=worker.quiet,
-    )
-
-
-def validate(path: str | Path, pool: ProcessPoolExecutor | None = None) -> None:
+def validate(path: str | Path, pool: ProcessPoolExecutor | RecycledWorker | None = None) -> None:
     """The site rules, then flywheel-migration's own validation (in a worker process);
     raises ProfileError with one line naming the first problem."""
     check_profile(path)
-    own = pool is None
-    pool = pool or new_pool(1)
+    own = new_pool(1) if pool is None else None
+    runner = own or pool
+    assert runner is not None
     try:
-        errors = pool.submit(worker.validate, str(path)).result(timeout=TASK_TIMEOUT)
+        errors = runner.submit(worker.validate, str(path)).result(timeout=TASK_TIMEOUT)
     except (BrokenProcessPool, FutureTimeout) as exc:
         raise ProfileError(f"{path}: the de-id worker could not load it ({exc!r})") from None
     finally:
-        if own:
-            pool.shutdown(wait=True)
+        if own is not None:
+            own.shutdown(wait=True)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ProfileError(f"{path}: {errors[0]}{more}")
@@ -81,18 +70,14 @@ class Deidentifier:
         profile_path: str | Path,
         spool_root: Path,
         state_path: Path,
-        workers: int = WORKERS,
         tasks_per_worker: int = TASKS_PER_WORKER,
     ) -> None:
         self.profile_path = str(profile_path)
         self.spool_root = Path(spool_root)
         self.state_path = Path(state_path)
-        self.workers = workers
         self.tasks_per_worker = tasks_per_worker
         self.store: DeidStore | None = None
-        self._pool: ProcessPoolExecutor | None = None
-        self._tasks = 0  # given to the current pool
-        self.recycled = 0  # pools replaced so far
+        self._worker: RecycledWorker | None = None
         self._lock = threading.Lock()
         self._record_lock = threading.Lock()
         self._pending: dict[tuple[str, float], Future[worker.Result]] = {}
@@ -101,20 +86,25 @@ class Deidentifier:
 
     def start(self) -> None:
         """Validate the profile (ProfileError) and start the workers."""
-        self._pool = new_pool(self.workers)
+        self._worker = RecycledWorker(self.tasks_per_worker, TASK_TIMEOUT)
         try:
-            validate(self.profile_path, self._pool)
+            validate(self.profile_path, self._worker)  # and the worker is warm
         except ProfileError:
             self.stop()
             raise
         self.store = DeidStore(self.state_path, self.spool_root)
         log.info("de-identification on: profile %s", self.profile_path)
 
+    @property
+    def recycled(self) -> int:
+        """Workers replaced after their quota so far."""
+        return self._worker.recycled if self._worker is not None else 0
+
     def stop(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            running, self._worker = self._worker, None
+        if running is not None:
+            running.stop()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -150,33 +140,12 @@ class Deidentifier:
             future = self._pending.get(key)
             if future is not None:
                 return future
-            try:
-                future = self._next_pool().submit(worker.deidentify, self.profile_path, task)
-            except BrokenProcessPool:
-                self._replace_pool(cancel=True)
-                future = self._next_pool().submit(worker.deidentify, self.profile_path, task)
+            if self._worker is None:
+                raise RuntimeError("de-identification is stopped")
+            future = self._worker.submit(worker.deidentify, self.profile_path, task)
             self._pending[key] = future
         future.add_done_callback(lambda f: self._done(key, series_uid, f))
         return future
-
-    def _next_pool(self) -> ProcessPoolExecutor:
-        """The pool for one more task (under the lock); a fresh one every
-        ``tasks_per_worker`` tasks."""
-        if self._pool is None:
-            raise RuntimeError("de-identification is stopped")
-        if self._tasks >= self.tasks_per_worker:
-            self._replace_pool(cancel=False)
-        self._tasks += 1
-        assert self._pool is not None
-        return self._pool
-
-    def _replace_pool(self, cancel: bool) -> None:
-        """A fresh pool; the old one finishes what it was given (unless broken) and exits."""
-        old, self._pool = self._pool, new_pool(self.workers)
-        self._tasks = 0
-        self.recycled += 1
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=cancel)
 
     def _done(self, key: tuple[str, float], series_uid: str, future: Future[worker.Result]) -> None:
         with self._lock:
@@ -238,7 +207,12 @@ class Deidentifier:
             except BrokenProcessPool:
                 if attempt == 2:
                     break
+                with self._lock:
+                    if self._pending.get(key) is future:
+                        del self._pending[key]
                 future = self._submit(inst.sop_uid, inst.series_uid, inst.path, inst.received_at)
+            except CancelledError:
+                return worker.Result(False, reason="de-identification stopped (agent stopping)")
             except FutureTimeout:
                 return worker.Result(False, reason=f"not de-identified within {TASK_TIMEOUT:.0f}s")
         return worker.Result(False, reason="the de-identification worker crashed on it")
