@@ -6,7 +6,8 @@ de-identified again). Why not a new pool every N *submissions*: with a backlog (
 instance arrives faster than the library de-identifies it), the old pool keeps its queued
 tasks and runs next to the new one, so two or three workers, each ~120 MB with the library
 loaded, ran at once. Here a thread hands tasks over one by one, so the worker is replaced
-only between tasks and there is never more than one.
+only between tasks and there is never more than one. Two tasks are handed over at a time,
+so the worker never waits for this thread between instances.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import logging
 import multiprocessing
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -36,11 +38,13 @@ def new_pool(workers: int = 1) -> ProcessPoolExecutor:
     )
 
 
+WINDOW = 2  # tasks handed to the worker at once: it starts the next without waiting for us
+
 _Item = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any]"]
 
 
 class RecycledWorker:
-    """``submit(fn, *args)`` like an executor; one task runs at a time in one process,
+    """``submit(fn, *args)`` like an executor; tasks run one after another in one process,
     which is replaced every ``tasks_per_worker`` tasks, after a crash, or after a task
     overran ``timeout`` (the hung process is killed)."""
 
@@ -69,20 +73,34 @@ class RecycledWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        inflight: deque[tuple[Future[Any], Future[Any]]] = deque()  # (worker's, caller's)
+        held: _Item | None = None
+        closing = False
         while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            fn, args, future = item
-            if self._stopping:
-                future.cancel()
+            while not closing and len(inflight) < WINDOW:
+                if held is None:
+                    try:
+                        held = self._queue.get(block=not inflight)
+                    except queue.Empty:
+                        break
+                    if held is None:  # stop()
+                        closing = True
+                        break
+                if self._pool is not None and self._tasks >= self.tasks_per_worker:
+                    if inflight:
+                        break  # the worker finishes its quota first: never two workers
+                    self._close()
+                    self.recycled += 1
+                (fn, args, future), held = held, None
+                if self._stopping:
+                    future.cancel()
+                elif future.set_running_or_notify_cancel():
+                    inflight.append((self._start(fn, args), future))
+            if not inflight:
+                if closing:
+                    break
                 continue
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(self._call(fn, args))
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
-                future.set_exception(exc)
+            self._finish(*inflight.popleft())
         self._close()
         while True:  # anything queued behind the stop
             try:
@@ -92,25 +110,28 @@ class RecycledWorker:
             if left is not None:
                 left[2].cancel()
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        if self._pool is not None and self._tasks >= self.tasks_per_worker:
-            self._close()
-            self.recycled += 1
+    def _start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
         if self._pool is None:
             self._pool = new_pool(1)
             self._tasks = 0
         self._tasks += 1
-        running = self._pool.submit(fn, *args)
+        return self._pool.submit(fn, *args)
+
+    def _finish(self, running: Future[Any], future: Future[Any]) -> None:
+        """Wait for one task and hand its outcome to the caller's future."""
         try:
-            return running.result(timeout=self.timeout)
-        except BrokenProcessPool:
-            log.warning("de-id worker died; starting a new one")
-            self._close(kill=True)
-            raise
+            future.set_result(running.result(timeout=self.timeout))
         except FutureTimeout:
             log.warning("de-id task overran %.0fs; killing the worker", self.timeout)
             self._close(kill=True)
-            raise
+            future.set_exception(TimeoutError(f"not de-identified within {self.timeout:.0f}s"))
+        except (BrokenProcessPool, CancelledError):
+            if self._pool is not None:
+                log.warning("de-id worker died; starting a new one")
+                self._close(kill=True)
+            future.set_exception(BrokenProcessPool("the de-id worker died"))
+        except BaseException as exc:  # noqa: BLE001 - the task itself raised: hand it over
+            future.set_exception(exc)
 
     def _close(self, kill: bool = False) -> None:
         pool, self._pool = self._pool, None

@@ -202,7 +202,7 @@ class Deidentifier:
         key = (inst.sop_uid, inst.received_at)
         for attempt in (1, 2):
             try:
-                future.result(timeout=TASK_TIMEOUT)
+                future.result()  # the worker side bounds each task by TASK_TIMEOUT
                 return self._record(key, inst.series_uid, future)
             except BrokenProcessPool:
                 if attempt == 2:
@@ -213,7 +213,7 @@ class Deidentifier:
                 future = self._submit(inst.sop_uid, inst.series_uid, inst.path, inst.received_at)
             except CancelledError:
                 return worker.Result(False, reason="de-identification stopped (agent stopping)")
-            except FutureTimeout:
+            except TimeoutError:
                 return worker.Result(False, reason=f"not de-identified within {TASK_TIMEOUT:.0f}s")
         return worker.Result(False, reason="the de-identification worker crashed on it")
 

@@ -51,6 +51,8 @@ class DeidStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = open_db(state_path, SCHEMA)
+        # a lost last row (OS crash) only means that copy is made again
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
         with self._lock:
