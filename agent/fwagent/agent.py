@@ -58,7 +58,7 @@ class Agent:
         on_stored = None
         if self.deid is not None:
             self.deid.start()  # a bad profile stops here (ProfileError)
-            self.deid.recover()
+            self.deid.recover(self.state.instances())
             on_stored = self.deid.on_stored  # de-identify as instances arrive
         found = recover_spool(self.spool, self.state)
         if any(found.values()):

@@ -187,3 +187,37 @@ def test_an_instance_the_profile_cannot_process_parks_the_series_unuploaded(
     assert list(work.rglob("*")) == []  # no raw zip left under the upload path
     no_phi_logged(caplog, spec)
     assert any("de-identification failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_restart_mid_series_reuses_or_remakes_copies_and_leaves_none(
+    tmp_path: Path, fwlite: FwliteServer, fw: Any
+) -> None:
+    peers.require("storescu")
+    fw.add_group(flywheel.Group(id="psych", label="Psychology"))
+    fw.get_group("psych").add_project(label="study01")
+    config = deid_config(tmp_path, fwlite)
+    config["push"]["series_quiet_seconds"] = 3
+    first = Agent(config_from_dict(config))
+    first.start()
+    spec = phi_spec("fw://psych/study01/s03", count=10)
+    paths = write_phi_series(tmp_path / "scanner", spec)
+    try:
+        assert peers.storescu(first.config.push.port, paths).returncode == 0
+    finally:
+        first.stop()  # before the series is quiet: some copies made, maybe not all
+    spool = Path(config["spool_dir"])
+    stray = spool / "deid" / "stray" / "x-1"
+    stray.mkdir(parents=True)
+    (stray / "left-by-a-kill.dcm").write_bytes(b"x")  # written, never recorded
+    second = Agent(config_from_dict(config))
+    second.start()
+    try:
+        assert not stray.exists()  # recovery dropped what no row points to
+        wait_until(lambda: second.state.count_by_state()["uploaded"] == 1, timeout=60)
+    finally:
+        second.stop()
+    (session,) = fw.sessions()
+    (acq,) = fw.get_session_acquisitions(session.id)
+    assert len(members(fw, acq.id)) == 10
+    assert phi_hits(fwlite.data_dir, fw, phi_values(spec, sop_uids(paths))) == []
+    assert list((spool / "deid").rglob("*.dcm")) == []

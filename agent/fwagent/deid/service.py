@@ -109,9 +109,9 @@ class Deidentifier:
             self.store.close()
             self.store = None
 
-    def recover(self) -> int:
+    def recover(self, spooled: Iterable[InstanceRow]) -> int:
         """After a restart: drop copies of instances no longer spooled (see DeidStore)."""
-        return self._store().recover()
+        return self._store().recover({(i.sop_uid, i.received_at) for i in spooled})
 
     def _store(self) -> DeidStore:
         if self.store is None:

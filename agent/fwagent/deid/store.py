@@ -128,22 +128,21 @@ class DeidStore:
             _remove_copy(Path(path))
         return len(paths)
 
-    def recover(self) -> int:
-        """After a restart: drop copies whose instance version is no longer spooled, and
-        files no row points to (a kill between writing a copy and recording it)."""
+    def recover(self, spooled: set[tuple[str, float]]) -> int:
+        """After a restart: drop copies whose instance version is no longer ``spooled``
+        ((sop uid, received_at) pairs from the agent's state), and files no row points to
+        (a kill between writing a copy and recording it)."""
         with self._lock:
-            stale = self._db.execute(
-                "SELECT d.sop_uid, d.path FROM deid_instances d LEFT JOIN instances i"
-                " ON i.sop_uid = d.sop_uid AND i.received_at = d.received_at"
-                " WHERE i.sop_uid IS NULL"
-            ).fetchall()
-            for row in stale:
-                self._db.execute("DELETE FROM deid_instances WHERE sop_uid=?", (row["sop_uid"],))
+            rows = self._db.execute("SELECT sop_uid, received_at, path FROM deid_instances")
+            kept: set[str] = set()
+            for row in rows.fetchall():
+                if (row["sop_uid"], float(row["received_at"])) in spooled:
+                    kept.add(str(Path(row["path"]).parent))
+                else:
+                    self._db.execute(
+                        "DELETE FROM deid_instances WHERE sop_uid=?", (row["sop_uid"],)
+                    )
             self._db.commit()
-            kept = {
-                str(Path(r["path"]).parent)
-                for r in self._db.execute("SELECT path FROM deid_instances").fetchall()
-            }
         removed = 0
         for series_dir in list(self.root.iterdir()):
             for version_dir in list(series_dir.iterdir()) if series_dir.is_dir() else []:
