@@ -4,7 +4,7 @@
    (tests/support/deid/site-profile.yaml) by flywheel-migration's own ``process_files``
    alone (one process, the whole folder in one call), and by the agent's de-id service
    (instances recorded in the spool, handed over one by one as the receiver hook does, until
-   every copy is recorded). Target: agent >= 0.8x the library alone.
+   every copy is recorded); alternated, best of 3 each. Target: agent >= 0.8x the library.
 2. Latency: 500 instances (256x256) sent at a scanner-like ~50 images/s to ``fwagent run``
    with the profile on; last image -> upload confirmed. Target <= series_quiet_seconds + 3 s.
 3. Memory: 5,000 instances (64x64) with the profile on; peak RSS of the agent and of agent
@@ -36,6 +36,7 @@ from tests.support.phi import PROFILE, phi_spec, write_phi_series
 QUIET = 2.0
 REPO = Path(__file__).resolve().parents[1]
 RATE = 50.0  # images per second, like a scanner
+ROUNDS = 3
 
 
 def library_alone(profile: str, src: str, dst: str) -> float:
@@ -142,14 +143,20 @@ def main() -> dict[str, Any]:
         work = Path(tmp)
         # 1. throughput, same files both ways
         small = write_phi_series(work / "small", phi_spec(count=300, rows=128, cols=128))
-        (work / "lib-out").mkdir()
         import multiprocessing
 
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            t_lib = pool.submit(
-                library_alone, str(PROFILE), str(work / "small"), str(work / "lib-out")
-            ).result()
-        t_agent = agent_service(work / "svc", small)
+        # alternated, best of ROUNDS each: this machine is shared, one run is noise
+        lib_times, agent_times = [], []
+        for n in range(ROUNDS):
+            (work / f"lib-out{n}").mkdir()
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                lib_times.append(
+                    pool.submit(
+                        library_alone, str(PROFILE), str(work / "small"), str(work / f"lib-out{n}")
+                    ).result()
+                )
+            agent_times.append(agent_service(work / f"svc{n}", small))
+        t_lib, t_agent = min(lib_times), min(agent_times)
         results.update(
             library_files_s=300 / t_lib, agent_files_s=300 / t_agent, ratio=t_lib / t_agent
         )

@@ -115,3 +115,29 @@ def test_one_worker_at_a_time_even_with_a_backlog(tmp_path: Path) -> None:
         deid.stop()
         state.close()
     assert peak == 1
+
+
+def test_editing_the_profile_file_while_running_changes_nothing(tmp_path: Path) -> None:
+    """Workers build the profile read at start-up: a recycled worker does not pick up an
+    edited file (a new salt would split a series in two containers)."""
+    profile = tmp_path / "profile.yaml"
+    shutil.copyfile(PROFILE, profile)
+    spool = Spool(tmp_path / "spool")
+    state = State(spool.root / "state.sqlite")
+    deid = Deidentifier(profile, spool.root, state.path, tasks_per_worker=1)
+    deid.start()
+    try:
+        headers = spool_series(spool, state, write_phi_series(tmp_path / "in", phi_spec(count=2)))
+        first = deid.copies(state.instances(headers[0].SeriesInstanceUID))
+        profile.write_text(PROFILE.read_text().replace("site-secret-7f1c2b9e4d", "other-salt"))
+        deid.forget(state.instances())
+        again = deid.copies(state.instances(headers[0].SeriesInstanceUID))
+        assert deid.recycled >= 2
+        series = {
+            str(pydicom.dcmread(c.path).SeriesInstanceUID)
+            for c in [*first.values(), *again.values()]
+        }
+        assert len(series) == 1
+    finally:
+        deid.stop()
+        state.close()

@@ -55,7 +55,7 @@ def test_fix_uids_reaches_sequences_multi_values_and_file_meta() -> None:
 
 
 def test_the_site_profile_passes_the_rules() -> None:
-    assert check_profile(PROFILE)["name"] == "site-offsite"
+    assert check_profile(PROFILE).config["name"] == "site-offsite"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ from typing import Any
 
 from fwmapping import MappingConfig, NotDicomError, map_dataset, read_header
 
+from fwagent.deid.profile import Profile
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = MappingConfig()
@@ -72,7 +74,7 @@ def map_paths(paths: list[str], config: MappingConfig) -> Iterator[dict[str, Any
 
 
 def map_deidentified_paths(
-    paths: list[str], config: MappingConfig, profile: str
+    paths: list[str], config: MappingConfig, profile: Profile
 ) -> Iterator[dict[str, Any]]:
     """As :func:`map_paths`, after de-identifying each file with ``profile`` (in a worker
     process, into a temporary folder removed afterwards); a file the profile cannot
@@ -122,11 +124,11 @@ def main(args: argparse.Namespace) -> int:
         from fwagent.deid.service import validate
 
         try:
-            validate(args.deid_profile)
+            profile = validate(args.deid_profile)
         except ProfileError as exc:
             print(f"fwagent map: bad de-id profile: {exc}", file=sys.stderr)
             return 2
-        mapped_all = map_deidentified_paths(args.paths, config, args.deid_profile)
+        mapped_all = map_deidentified_paths(args.paths, config, profile)
     else:
         mapped_all = map_paths(args.paths, config)
     mapped = 0

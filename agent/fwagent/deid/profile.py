@@ -20,12 +20,25 @@ The site rules, beyond what flywheel-migration checks:
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 PLACEMENT_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile as read at start-up: workers build it from ``config``, so editing the file
+    while the agent runs never changes (e.g. re-salts) what it applies."""
+
+    path: str  # where it was read (for messages)
+    config: dict[str, Any]
+    digest: str  # identifies ``config`` (workers cache the built profile by it)
 
 
 class ProfileError(ValueError):
@@ -90,11 +103,12 @@ def profile_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_profile(path: str | Path) -> dict[str, Any]:
+def check_profile(path: str | Path) -> Profile:
     """Read the profile and apply the site rules; the first problem raises ProfileError.
     (flywheel-migration's own validation runs in the worker: :func:`.service.validate`.)"""
     config = read_profile(path)
     problems = profile_problems(config)
     if problems:
         raise ProfileError(f"{path}: {problems[0]}")
-    return config
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return Profile(str(path), config, digest)

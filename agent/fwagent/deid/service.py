@@ -30,7 +30,7 @@ from fwmapping import NotDicomError, read_header
 from ..state import InstanceRow
 from . import worker
 from .pool import RecycledWorker, new_pool
-from .profile import ProfileError, check_profile
+from .profile import Profile, ProfileError, check_profile
 from .store import Copy, DeidStore
 
 log = logging.getLogger("fwagent.deid")
@@ -45,15 +45,15 @@ class DeidError(RuntimeError):
     """Some instance has no de-identified copy; the message carries no header values."""
 
 
-def validate(path: str | Path, pool: ProcessPoolExecutor | RecycledWorker | None = None) -> None:
-    """The site rules, then flywheel-migration's own validation (in a worker process);
-    raises ProfileError with one line naming the first problem."""
-    check_profile(path)
+def validate(path: str | Path, pool: ProcessPoolExecutor | RecycledWorker | None = None) -> Profile:
+    """Read the profile, apply the site rules, then flywheel-migration's own validation (in
+    a worker process); ProfileError with one line naming the first problem."""
+    profile = check_profile(path)
     own = new_pool(1) if pool is None else None
     runner = own or pool
     assert runner is not None
     try:
-        errors = runner.submit(worker.validate, str(path)).result(timeout=TASK_TIMEOUT)
+        errors = runner.submit(worker.validate, profile).result(timeout=TASK_TIMEOUT)
     except (BrokenProcessPool, FutureTimeout) as exc:
         raise ProfileError(f"{path}: the de-id worker could not load it ({exc!r})") from None
     finally:
@@ -62,6 +62,7 @@ def validate(path: str | Path, pool: ProcessPoolExecutor | RecycledWorker | None
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ProfileError(f"{path}: {errors[0]}{more}")
+    return profile
 
 
 class Deidentifier:
@@ -77,6 +78,7 @@ class Deidentifier:
         self.state_path = Path(state_path)
         self.tasks_per_worker = tasks_per_worker
         self.store: DeidStore | None = None
+        self.profile: Profile | None = None  # as read and validated at start-up
         self._worker: RecycledWorker | None = None
         self._lock = threading.Lock()
         self._record_lock = threading.Lock()
@@ -88,7 +90,7 @@ class Deidentifier:
         """Validate the profile (ProfileError) and start the workers."""
         self._worker = RecycledWorker(self.tasks_per_worker, TASK_TIMEOUT)
         try:
-            validate(self.profile_path, self._worker)  # and the worker is warm
+            self.profile = validate(self.profile_path, self._worker)  # the worker is warm
         except ProfileError:
             self.stop()
             raise
@@ -140,9 +142,9 @@ class Deidentifier:
             future = self._pending.get(key)
             if future is not None:
                 return future
-            if self._worker is None:
+            if self._worker is None or self.profile is None:
                 raise RuntimeError("de-identification is stopped")
-            future = self._worker.submit(worker.deidentify, self.profile_path, task)
+            future = self._worker.submit(worker.deidentify, self.profile, task)
             self._pending[key] = future
         future.add_done_callback(lambda f: self._done(key, series_uid, f))
         return future

@@ -12,6 +12,7 @@ in :attr:`Result.detail` and logs them at DEBUG only.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+
+from .profile import Profile
 
 _profiles: dict[str, Any] = {}
 _records: list[str] = []
@@ -64,46 +67,53 @@ def quiet() -> None:
     warnings.simplefilter("default")
 
 
-def _load(path: str) -> Any:
-    quiet()
-    profile = _profiles.get(path)
-    if profile is None:
-        from flywheel_migration.deidentify import load_profile
+def _build(profile: Profile) -> Any:
+    """flywheel-migration's profile from the config read at start-up (as its
+    ``load_profile`` would build it from the file); ValidationError with its errors."""
+    from flywheel_migration.deidentify import DeIdProfile
+    from flywheel_migration.deidentify.exceptions import ValidationError
 
-        profile = load_profile(path)
-        _profiles[path] = profile
-    return profile
+    built = _profiles.get(profile.digest)
+    if built is None:
+        built = DeIdProfile()
+        built.load_config(copy.deepcopy(profile.config))  # it edits what it is given
+        errors = built.validate()
+        if errors:
+            raise ValidationError(profile.path, errors)
+        _profiles[profile.digest] = built
+    return built
 
 
-def validate(path: str) -> list[str]:
-    """flywheel-migration's verdict on the profile at ``path``: its errors, one line each."""
+def validate(profile: Profile) -> list[str]:
+    """flywheel-migration's verdict on the profile: its errors, one line each."""
     quiet()
     from flywheel_migration.deidentify.exceptions import ValidationError
 
     try:
-        _load(path)
+        _build(profile)
     except ValidationError as exc:
         return [" ".join(str(e).split()) for e in exc.errors]
     except Exception as exc:  # noqa: BLE001 - load_config raises many types
-        return [_load_problem(path, exc)]
+        return [_load_problem(profile, exc)]
     return []
 
 
-def _load_problem(path: str, exc: Exception) -> str:
+def _load_problem(profile: Profile, exc: Exception) -> str:
     """A load failure as one line; an unknown action is traced to its field."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if "Unknown de-identify action" in text:
         from flywheel_migration.deidentify.deid_field import DeIdField
 
-        from .profile import read_profile
-
-        for section, body in read_profile(path).items():
+        for section, body in profile.config.items():
             for item in body.get("fields", []) if isinstance(body, dict) else []:
                 try:
                     DeIdField.factory(dict(item))
                 except Exception:  # noqa: BLE001 - this is the field we are looking for
                     actions = sorted(k for k in item if k not in ("name", "regex"))
-                    return f"{section} field {item.get('name') or item.get('regex')}: unknown action {', '.join(actions) or '(none)'}"
+                    name = item.get("name") or item.get("regex")
+                    return (
+                        f"{section} field {name}: unknown action {', '.join(actions) or '(none)'}"
+                    )
     return f"flywheel-migration cannot load it: {text}"
 
 
@@ -124,7 +134,7 @@ def _why_no_output(source: str) -> str:
     return "the profile produced no de-identified file"
 
 
-def deidentify(profile_path: str, task: Task) -> Result:
+def deidentify(profile: Profile, task: Task) -> Result:
     """Apply the profile's dicom part to one instance; write the copy with valid UIDs.
 
     Success is judged by what was written (process_files' callback and a readable
@@ -133,7 +143,7 @@ def deidentify(profile_path: str, task: Task) -> Result:
     quiet()
     _records.clear()
     try:
-        return _deidentify(profile_path, task)
+        return _deidentify(profile, task)
     except Exception as exc:  # noqa: BLE001 - the reason goes back, the agent fails closed
         detail = [*_records, f"{type(exc).__name__}: {exc}"]
         return Result(
@@ -141,14 +151,14 @@ def deidentify(profile_path: str, task: Task) -> Result:
         )
 
 
-def _deidentify(profile_path: str, task: Task) -> Result:
+def _deidentify(profile: Profile, task: Task) -> Result:
     import pydicom
     from fs.memoryfs import MemoryFS
     from pydicom.uid import UID
 
     from .uids import fix_uids
 
-    file_profile = _load(profile_path).get_file_profile("dicom")
+    file_profile = _build(profile).get_file_profile("dicom")
     source = Path(task.source)
     written: list[str] = []
     out = MemoryFS()
