@@ -267,9 +267,7 @@ class Pipeline:
             else:
                 metadata = map_deidentified(headers[key], header, self.mapping)
             try:
-                placed, dest = self._upload_once(
-                    series_uid, metadata, paths, header, was_uploaded
-                )
+                placed, dest = self._upload_once(series_uid, metadata, paths, header, was_uploaded)
             except Exception as exc:
                 self._fail(series_uid, claimed_at, exc)
                 return FAILED

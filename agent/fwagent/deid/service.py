@@ -44,6 +44,10 @@ TASK_TIMEOUT = 300.0  # seconds one instance may take
 class DeidError(RuntimeError):
     """Some instance has no de-identified copy; the message carries no header values."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = f"de-identification failed: {message}"  # what status shows
+
 
 def validate(path: str | Path, pool: ProcessPoolExecutor | RecycledWorker | None = None) -> Profile:
     """Read the profile, apply the site rules, then flywheel-migration's own validation (in
