@@ -137,6 +137,8 @@ def test_phi_never_reaches_flywheel_and_data_lands_by_the_original_routing(
             validate_value("UI", uid, pydicom.config.RAISE)
         assert ds.PatientName == "ANONYMOUS" and "PatientBirthDate" not in ds
         assert ds.OtherPatientIDsSequence[0].PatientID == "ANON"
+        # pixels carried over untouched (the header was re-encoded around them)
+        assert ds.pixel_array.shape == (16, 16) and int(ds.pixel_array[0, 1]) >= 1
     header = acq.files[0].info["header"]["dicom"]
     assert header["PatientID"] == "ANON" and header["SeriesInstanceUID"] == acq.uid
 

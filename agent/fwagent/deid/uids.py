@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
 
@@ -31,18 +32,46 @@ def _fixed(value: Any) -> Any | None:
     return new_items if new_items != items else None
 
 
+def _needs_fix(raw: Any) -> bool:
+    """Whether a UI value (raw bytes, maybe padded, one UID or several) has a component
+    with a leading zero."""
+    if isinstance(raw, bytes):
+        uids = raw.decode("ascii", "replace").rstrip("\x00 ").split("\\")
+    elif isinstance(raw, str):
+        uids = raw.split("\\")
+    else:
+        uids = [str(v) for v in raw]
+    for uid in uids:
+        for part in uid.strip("\x00 ").split("."):
+            if len(part) > 1 and part[0] == "0" and part.isdigit():
+                return True
+    return False
+
+
+def _vr(dataset: Dataset, element: Any) -> str | None:
+    if element.VR is not None:
+        return str(element.VR)
+    try:  # implicit VR: the dictionary's
+        return str(dictionary_VR(element.tag))
+    except KeyError:
+        return None
+
+
 def fix_uids(ds: Dataset) -> int:
     """Make every UI value in ``ds`` (its sequences and its File Meta included) valid;
-    return how many elements changed."""
+    return how many elements changed. Elements are checked as read (raw): only sequences
+    and UIDs that need fixing are decoded, so a clean dataset costs little."""
     changed = 0
 
     def visit(dataset: Dataset) -> None:
         nonlocal changed
-        for element in dataset:
-            if element.VR == "SQ":
-                for item in element.value or []:
+        for raw in list(dataset.elements()):
+            vr = _vr(dataset, raw)
+            if vr == "SQ":
+                for item in dataset[raw.tag].value or []:
                     visit(item)
-            elif element.VR == "UI" and element.value:
+            elif vr == "UI" and raw.value and _needs_fix(raw.value):
+                element = dataset[raw.tag]
                 new = _fixed(element.value)
                 if new is not None:
                     element.value = new

@@ -16,6 +16,7 @@ import copy
 import logging
 import os
 import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -151,12 +152,52 @@ def deidentify(profile: Profile, task: Task) -> Result:
         )
 
 
+def _dataset_offset(data: bytes) -> int:
+    """Where the dataset starts in a PS3.10 file whose File Meta begins with its group
+    length (as pydicom writes it), else 0."""
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return 0
+    (length,) = struct.unpack("<I", data[140:144])
+    offset = 144 + length
+    return offset if data[offset : offset + 2] != b"\x02\x00" else 0
+
+
+_PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+
+
+def _pixels_at(data: bytes, stopped: int, ds: Any) -> int:
+    """``stopped`` (where reading with ``stop_before_pixels`` stopped) when it is the pixel
+    data tag or the end, and the header can be encoded again as it was read (little
+    endian, not deflated); else 0."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or not syntax.is_little_endian or syntax.is_deflated:
+        return 0
+    if stopped == len(data) or data[stopped : stopped + 4] in _PIXEL_TAGS:
+        return stopped
+    return 0
+
+
+def _encode(ds: Any) -> bytes:
+    """The dataset (no File Meta) encoded in its own transfer syntax."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    syntax = ds.file_meta.TransferSyntaxUID
+    out = DicomBytesIO()
+    out.is_little_endian = syntax.is_little_endian
+    out.is_implicit_VR = syntax.is_implicit_VR
+    write_dataset(out, ds)
+    return bytes(out.getvalue())
+
+
 def _deidentify(profile: Profile, task: Task) -> Result:
     import pydicom
     from fs.memoryfs import MemoryFS
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
     from pydicom.uid import UID
 
-    from .uids import fix_uids
+    from .uids import fix_uids, valid_uid
 
     file_profile = _build(profile).get_file_profile("dicom")
     source = Path(task.source)
@@ -167,20 +208,42 @@ def _deidentify(profile: Profile, task: Task) -> Result:
     )
     if not written or not out.isfile(written[-1]):
         return Result(False, reason=_why_no_output(task.source), detail=list(_records))
-    ds = pydicom.dcmread(BytesIO(out.readbytes(written[-1])), force=True)
+    data = out.readbytes(written[-1])
+    reader = BytesIO(data)
+    ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)
+    stopped = reader.tell()  # pydicom leaves it at the pixel data tag
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         if not str(ds.get(keyword, "") or "").strip():
             return Result(False, reason=f"the de-identified instance has no {keyword}")
-    fix_uids(ds)
-    sop_uid = str(ds.SOPInstanceUID)
-    # the library leaves the original SOP uid in the File Meta
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    sop_uid = valid_uid(str(ds.SOPInstanceUID))
     dest_dir = Path(task.dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     from fwmapping.paths import inside, safe_component
 
     dest = inside(dest_dir, safe_component(sop_uid, ".dcm"))
     part = dest.with_name(f"{dest.name}.{os.getpid()}.part")
-    ds.save_as(part, enforce_file_format=False)
+    # the library leaves the original SOP uid in the File Meta: it always gets a new one
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    offset = _dataset_offset(data)
+    fixed = fix_uids(ds)
+    header_end = _pixels_at(data, stopped, ds) if fixed else len(data)
+    if offset and header_end:
+        # the library's bytes behind a new File Meta; a header whose UIDs were fixed is
+        # encoded again, the pixel data is never decoded or copied through pydicom
+        meta = DicomBytesIO()
+        write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+        with open(part, "wb") as fh:
+            fh.write(data[:132])
+            fh.write(meta.getvalue())
+            if fixed:
+                fh.write(_encode(ds))
+                fh.write(memoryview(data)[header_end:])
+            else:
+                fh.write(memoryview(data)[offset:])
+    else:  # an odd File Meta or encoding: decoded, fixed, written again
+        full = pydicom.dcmread(BytesIO(data), force=True)
+        fix_uids(full)
+        full.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+        full.save_as(part, enforce_file_format=False)
     os.replace(part, dest)
     return Result(True, str(dest), dest.stat().st_size, sop_uid, detail=list(_records))
