@@ -5,7 +5,8 @@ links, devices, or a total size far beyond the archive's own (a zip bomb) make t
 archive refused. Members are then read one at a time: small ones into memory, large ones
 into flat numbered files inside the work folder, so nothing can land outside it whatever
 the member names say. An archive inside the archive is opened too, one level deep, under
-the same checks; deeper archives are reported as not sent, never silently ignored.
+the same checks; deeper archives are reported as not sent, never silently ignored. The whole
+tree shares ONE size allowance (the input's): archives inside cannot each bring their own.
 """
 
 from __future__ import annotations
@@ -101,11 +102,16 @@ def members(path: Path, work: Path, name: str | None = None) -> Iterator[Member]
     if found in ("dicom", "other"):
         yield Member(label, path=path)
         return
-    yield from _archive(path, found, work, label, depth=0)
+    budget = [path.stat().st_size * MAX_RATIO + SLACK_BYTES]
+    yield from _archive(path, found, work, label, 0, budget)
 
 
-def _archive(path: Path, found: str, work: Path, label: str, depth: int) -> Iterator[Member]:
-    limit = path.stat().st_size * MAX_RATIO + SLACK_BYTES
+def _archive(
+    path: Path, found: str, work: Path, label: str, depth: int, budget: list[int]
+) -> Iterator[Member]:
+    """``budget`` is the bytes still allowed for the whole input, nested archives included."""
+    own = path.stat().st_size * MAX_RATIO + SLACK_BYTES
+    limit = _Limit(min(own, budget[0]), own, path.stat().st_size)
     try:
         source = _zip_members(path, limit) if found == "zip" else _tar_members(path, limit)
         first = next(source, None)  # the checks run before the first member is read
@@ -115,7 +121,6 @@ def _archive(path: Path, found: str, work: Path, label: str, depth: int) -> Iter
         raise ArchiveError(f"archive {label} cannot be read: {exc}") from None
     if first is None:
         return
-    budget = [limit]
     counter = itertools.count()
     for member_name, size, opener in itertools.chain([first], source):
         shown = f"{label}/{member_name}" if depth else member_name
@@ -134,16 +139,23 @@ def _archive(path: Path, found: str, work: Path, label: str, depth: int) -> Iter
             member.discard()
             yield Member(shown, error="an archive nested more than one level deep: not opened")
             continue
-        yield from _nested(member, nested, work, shown, depth + 1)
+        yield from _nested(member, nested, work, shown, depth + 1, budget)
 
 
 def _member_kind(member: Member) -> str:
+    """The same byte-signature rule whatever the member's size (``tarfile.is_tarfile``
+    says True for a run of zeros, so a big non-archive member is not "a tar")."""
     if member.data is not None:
         return _bytes_kind(member.data)
-    return kind(member.path) if member.path is not None else "other"
+    if member.path is None:
+        return "other"
+    with member.path.open("rb") as handle:
+        return _bytes_kind(handle.read(512))
 
 
-def _nested(member: Member, found: str, work: Path, shown: str, depth: int) -> Iterator[Member]:
+def _nested(
+    member: Member, found: str, work: Path, shown: str, depth: int, budget: list[int]
+) -> Iterator[Member]:
     """The members of an archive inside the input (one level), or one error for it."""
     holder = member.path
     if holder is None:
@@ -153,7 +165,7 @@ def _nested(member: Member, found: str, work: Path, shown: str, depth: int) -> I
         member.data = None
     folder = inside(work, f"{holder.name}-members")
     try:
-        yield from _archive(holder, found, folder, shown, depth)
+        yield from _archive(holder, found, folder, shown, depth, budget)
     except ArchiveError as exc:
         yield Member(shown, error=str(exc))
     finally:
@@ -172,7 +184,28 @@ def check_member_name(name: str) -> None:
 Opener = Callable[[], "IO[bytes] | None"]
 
 
-def _zip_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
+@dataclass
+class _Limit:
+    """What one archive's members may declare: ``allowed`` = min(its own ``own``, what is
+    left of the input's allowance)."""
+
+    allowed: int
+    own: int
+    size: int
+
+    def check(self, declared: int) -> None:
+        if declared <= self.allowed:
+            return
+        if declared > self.own:
+            raise UnsafeArchiveError(
+                f"it expands to {declared} bytes, far beyond its own {self.size}"
+            )
+        raise UnsafeArchiveError(
+            f"it expands to {declared} bytes, more than is left of the input's size allowance"
+        )
+
+
+def _zip_members(path: Path, limit: _Limit) -> Iterator[tuple[str, int, Opener]]:
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
         declared = 0
@@ -181,16 +214,13 @@ def _zip_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise UnsafeArchiveError(f"member {info.filename!r} is a link")
             declared += info.file_size
-        if declared > limit:
-            raise UnsafeArchiveError(
-                f"it expands to {declared} bytes, far beyond its own {path.stat().st_size}"
-            )
+        limit.check(declared)
         for info in infos:
             if not info.is_dir():
                 yield info.filename, info.file_size, functools.partial(archive.open, info)
 
 
-def _tar_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
+def _tar_members(path: Path, limit: _Limit) -> Iterator[tuple[str, int, Opener]]:
     with tarfile.open(path, mode="r:*") as archive:
         infos = archive.getmembers()
         declared = 0
@@ -201,10 +231,7 @@ def _tar_members(path: Path, limit: int) -> Iterator[tuple[str, int, Opener]]:
             if not (info.isfile() or info.isdir()):
                 raise UnsafeArchiveError(f"member {info.name!r} is a device or fifo")
             declared += info.size
-        if declared > limit:
-            raise UnsafeArchiveError(
-                f"it expands to {declared} bytes, far beyond its own {path.stat().st_size}"
-            )
+        limit.check(declared)
         for info in infos:
             if info.isfile():
                 yield info.name, info.size, functools.partial(archive.extractfile, info)
@@ -245,7 +272,5 @@ def _copy_limited(source: IO[bytes], target: Path, budget: list[int], name: str)
         while chunk := source.read(CHUNK):
             budget[0] -= len(chunk)
             if budget[0] < 0:
-                raise UnsafeArchiveError(
-                    f"member {name!r} expands far beyond the archive's own size"
-                )
+                raise UnsafeArchiveError(f"member {name!r} expands far beyond the input's own size")
             out.write(chunk)

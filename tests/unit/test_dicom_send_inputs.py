@@ -248,3 +248,54 @@ def test_dicomdir_and_text_are_not_dicom_to_send(tmp_path: Path) -> None:
     text.write_text("hello")
     assert prepare(text, "a.txt", SentTag()) is None
     assert prepare(b"PK\x03\x04 not really", "x", SentTag()) is None
+
+
+def _inner_zip(member: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.bin", member)
+    return buffer.getvalue()
+
+
+def test_nested_archives_share_the_inputs_one_size_allowance(tmp_path: Path) -> None:
+    """Each inner zip is small and fine alone, but together they expand far beyond what
+    the input may: the ones past the input's allowance are refused fast, each counted."""
+    size = 20 * 1024 * 1024
+    inner = _inner_zip(b"x" * size)  # ~20 KB each
+    count = 10
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as zf:
+        for number in range(count):
+            zf.writestr(f"part{number}.zip", inner)
+    allowance = outer.stat().st_size * inputs.MAX_RATIO + inputs.SLACK_BYTES
+    assert count * size > allowance  # the premise: together they are too much
+    extracted = 0
+    out = []
+    for member in inputs.members(outer, tmp_path / "work"):
+        if member.path is not None:
+            extracted += member.path.stat().st_size
+        out.append(member)
+        member.discard()
+    refused = [m for m in out if m.error]
+    assert len(out) == count
+    assert extracted <= allowance
+    assert len(refused) == count - allowance // size
+    assert all("allowance" in (m.error or "") for m in refused)
+    assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
+
+
+def test_a_big_run_of_zeros_is_a_plain_member_not_an_archive(tmp_path: Path) -> None:
+    """tarfile.is_tarfile says True for zeros; the byte-signature rule (ustar at 257) is
+    used whatever the member's size, so a big member is judged like a small one."""
+    zeros = b"\0" * (20 * 1024 * 1024)
+    assert len(zeros) > inputs.IN_MEMORY and tarfile.is_tarfile(io.BytesIO(zeros))
+    top = tmp_path / "top.zip"
+    with zipfile.ZipFile(top, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", zeros)
+        zf.writestr("inner.zip", _inner_zip(zeros))
+    out = _members(top, tmp_path / "work")
+    assert [(m.name, m.error) for m in out] == [
+        ("zeros.bin", None),
+        ("inner.zip/big.bin", None),
+    ]
+    assert out[0].path is not None and out[0].path.stat().st_size == len(zeros)
