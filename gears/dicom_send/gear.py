@@ -307,6 +307,7 @@ def run(context: Any) -> int:
         peer_error = str(exc)
         log.error("%s", peer_error)
 
+    unusable = False  # a destination the gear cannot work with: EXIT_CONFIG
     if config.get_input("file"):
         sources, labels, attach_to = _sources_for_file(context, client)
     else:
@@ -314,6 +315,7 @@ def run(context: Any) -> int:
         try:
             sources, labels, attach_to = _sources_for_destination(client, destination, cfg)
         except Exception as exc:
+            unusable = isinstance(exc, ValueError) or getattr(exc, "status", None) == 404
             log.error("cannot list the destination %s: %s", destination, exc)
             sources, labels, attach_to = [], [str(destination.get("id") or "destination")], None
 
@@ -331,6 +333,8 @@ def run(context: Any) -> int:
         log.info("%d association(s) with %s", sender.associations, peer.describe())
 
     written = _report(context, labels, rows, client, attach_to)
+    if unusable:
+        return EXIT_CONFIG
     complete = bool(rows) and all(status_of(r.images, r.sent) == "Complete" for r in rows)
     total = sum(r.images for r in rows)
     sent = sum(r.sent for r in rows)

@@ -16,6 +16,7 @@ from fwmapping.info import choose_settings
 
 from gears.common.hierarchy import SCOPES, Walker
 from gears.common.report import report_name, write_report
+from gears.runtime import EXIT_CONFIG, EXIT_FAILED
 
 from .audit import AuditResult, audit
 from .checks import COLUMNS, Finding
@@ -101,7 +102,7 @@ def run(context: GearContext) -> int:
     client = context.client
     if client is None:
         log.error("mapping-audit needs the api-key input to read the site")
-        return 2  # a configuration error, as gears.runtime.EXIT_CONFIG
+        return EXIT_CONFIG
     try:
         check_settings(opts)
         kind, cid, local = target(context, client)
@@ -110,14 +111,14 @@ def run(context: GearContext) -> int:
         result = audit(client, walker, scope, opts, local, look_elsewhere=kind != "project")
     except AuditError as exc:  # invalid config or a destination it cannot audit
         log.error("%s", exc)
-        return 2  # a configuration error, as gears.runtime.EXIT_CONFIG
+        return EXIT_CONFIG
     except Exception as exc:
         status = getattr(exc, "status", None)
         if status is None:
             raise
         reason = getattr(exc, "detail", None) or getattr(exc, "reason", None) or exc
         log.error("the audit could not read the site: HTTP %s: %s", status, reason)
-        return 1
+        return EXIT_CONFIG if status == 404 else EXIT_FAILED
     scope_desc = f"{scope.type} {scope.label} ({scope.project.group}/{scope.project.label})"
     name = report_name(GEAR, [scope.label])
     write_report(context.output_dir, name, COLUMNS, [f.row() for f in result.findings])

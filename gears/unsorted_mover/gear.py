@@ -16,6 +16,7 @@ from fwmapping.site import SdkSite, quote_filter_value
 
 from gears.common.hierarchy import Acquisition, Scope, Walker
 from gears.common.report import report_name, write_report
+from gears.runtime import EXIT_CONFIG, EXIT_FAILED
 from gears.unsorted_mover.corrections import Correction, CorrectionsError, read_corrections
 from gears.unsorted_mover.move import api_error, apply
 from gears.unsorted_mover.plan import FAILED, Decision, SessionRecord, plan
@@ -85,11 +86,7 @@ def run(context: GearContext) -> int:
     client = context.client
     if client is None:
         log.error("no api-key input: the gear needs Flywheel API access (manifest input api-key)")
-        return 2
-    ctype, cid = destination(context, client)
-    if ctype not in SCOPES:
-        log.error("unsorted-mover runs on a project, subject or session, not on a %s", ctype)
-        return 2
+        return EXIT_CONFIG
     corrections: list[Correction] = []
     given = context.config.get_input_path("corrections")
     if given is not None:
@@ -98,11 +95,21 @@ def run(context: GearContext) -> int:
             corrections = read_corrections(path)
         except CorrectionsError as exc:
             log.error("%s; nothing was moved", exc)
-            return 1
+            return EXIT_CONFIG
         log.info("%d corrections rows read from %s", len(corrections), path.name)
-
     walker = Walker(client)
-    scope = walker.walk(ctype, cid)
+    try:
+        ctype, cid = destination(context, client)
+        scope = walker.walk(ctype, cid) if ctype in SCOPES else None
+    except Exception as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
+        log.error("the destination cannot be read: %s", api_error(exc))
+        return EXIT_CONFIG
+    if scope is None:
+        log.error("unsorted-mover runs on a project, subject or session, not on a %s", ctype)
+        return EXIT_CONFIG
+
     by_session: dict[str, list[Acquisition]] = defaultdict(list)
     for acquisition in scope.acquisitions:
         by_session[acquisition.session.id].append(acquisition)
@@ -126,7 +133,7 @@ def run(context: GearContext) -> int:
         )
     except Exception as exc:
         log.error("report written to output/ but not attached: %s", api_error(exc))
-        return 1
+        return EXIT_FAILED
     summary = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
     log.info("%s%s", "dry run (nothing changed): " if dry_run else "", summary or "no sessions")
-    return 1 if counts[FAILED] else 0
+    return EXIT_FAILED if counts[FAILED] else 0

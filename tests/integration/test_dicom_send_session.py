@@ -9,6 +9,7 @@ from typing import Any
 import flywheel
 import pytest
 
+from gears import runtime
 from tests.integration.dicom_send_helpers import received, run_gear, storescp
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
@@ -158,3 +159,21 @@ def test_peer_down_nothing_downloaded_report_written(tmp_path: Path, fwlite: Any
     assert downloads == []  # nothing would go out: nothing is fetched
     [report] = (tmp_path / "gear" / "output").glob("dicom-send_report-My Study_*.csv")
     assert report.name in [f.name for f in fw.get_session(session.id).files]
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [{"id": "psych", "type": "group"}, {"id": "0123456789abcdef01234567", "type": "session"}],
+)
+def test_destination_it_cannot_work_with_is_a_config_error(
+    tmp_path: Path, fwlite: Any, destination: dict[str, str]
+) -> None:
+    """A destination dicom-send cannot list (a group; a session that does not exist: 404)
+    is a configuration problem: EXIT_CONFIG (gears.runtime), like every gear; the (empty)
+    report is still written."""
+    with storescp(tmp_path / "out") as port:
+        code, rows = run_gear(
+            tmp_path / "gear", port, api_key=fwlite.api_key, destination=destination
+        )
+    assert (code, rows) == (runtime.EXIT_CONFIG, [])
+    assert not any((tmp_path / "out").iterdir())

@@ -293,9 +293,9 @@ def test_session_run_downloads_header_when_info_is_missing(
 
 def test_audit_that_cannot_run_exits_non_zero(tmp_path: Path, fwlite: FwliteServer) -> None:
     code, _, rows = audit(tmp_path, fwlite, ("group", "psych"))
-    assert (code, rows) == (2, [])  # a destination it cannot audit: a configuration error
+    assert (code, rows) == (runtime.EXIT_CONFIG, [])  # a destination it cannot audit
     code, _, rows = audit(tmp_path / "x", fwlite, ("project", "0123456789abcdef01234567"))
-    assert (code, rows) == (1, [])
+    assert (code, rows) == (runtime.EXIT_CONFIG, [])  # no such destination (404)
 
 
 def test_no_api_key_exits_non_zero(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> None:

@@ -306,7 +306,7 @@ def test_bad_corrections_csv_is_one_clear_error(
     code, rows, _ = run_mover(
         tmp_path, fwlite, ("session", session.id), False, "session_id,where\nx,y\n"
     )
-    assert (code, rows) == (1, [])
+    assert (code, rows) == (runtime.EXIT_CONFIG, [])  # an input it cannot work with
     err = capfd.readouterr().err
     assert "corrections.csv needs a 'target' column" in err and "nothing was moved" in err
     assert "Traceback" not in err
@@ -337,3 +337,16 @@ def test_failed_move_exits_non_zero_and_a_rerun_finishes(
     code, rows, _ = run_mover(tmp_path, fwlite, ("project", unsorted), False)
     assert code == 0 and [(r["Session ID"], r["Status"]) for r in rows] == [(unlucky.id, "Moved")]
     assert where(fw, unlucky.id) == ("neuro", "mri", "s01", "My Study")
+
+
+@pytest.mark.parametrize("container", [("group", "neuro"), ("session", "0123456789abcdef01234567")])
+def test_destination_it_cannot_work_with_is_a_config_error(
+    tmp_path: Path, fwlite: Any, fw: Any, container: tuple[str, str]
+) -> None:
+    """A wrong destination type and a destination that does not exist (404) exit like an
+    unreadable corrections CSV: EXIT_CONFIG, nothing moved, no report."""
+    fw.add_group({"_id": "neuro", "label": "Neuro"})
+    before = snapshot(fw)
+    code, rows, _ = run_mover(tmp_path, fwlite, container, False)
+    assert (code, rows) == (runtime.EXIT_CONFIG, [])
+    assert snapshot(fw) == before
