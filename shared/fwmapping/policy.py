@@ -66,6 +66,25 @@ def is_sent_by_flywheel(ds: Dataset, tag: SentTag) -> bool:
     return False
 
 
+def _creator_slot(ds: Dataset, tag: SentTag) -> int:
+    """The block of ``tag.creator`` in ``tag.group``, created at the first free slot if
+    missing: what ``Dataset.private_block(create=True)`` does, written out because that
+    method caches a PrivateBlock pointing back at the dataset, a reference cycle that keeps
+    every tagged dataset (and its source bytes) alive until a full garbage collection: a
+    session of large files grew the gear's memory by one file per file sent."""
+    free = None
+    for slot in range(0x10, 0x100):
+        key = (tag.group << 16) | slot
+        if key not in ds:
+            free = slot if free is None else free
+        elif ds[key].value == tag.creator:
+            return slot
+    if free is None:
+        raise ValueError(f"no free private block in group {tag.group:#06x}")
+    ds.add_new((tag.group << 16) | free, "LO", tag.creator)
+    return free
+
+
 def add_sent_tag(ds: Dataset, tag: SentTag) -> None:
     """Add dicom-send's private tag to ``ds`` in place, unless it is already there.
 
@@ -76,12 +95,10 @@ def add_sent_tag(ds: Dataset, tag: SentTag) -> None:
     """
     if is_sent_by_flywheel(ds, tag):
         return
-    try:
-        block = ds.private_block(tag.group, tag.creator, create=True)
-    except (StopIteration, ValueError) as exc:
-        raise ValueError(f"no free private block in group {tag.group:#06x}: {exc}") from None
+    slot = _creator_slot(ds, tag)
     for offset in range(0x100):
-        if block.get_tag(offset) not in ds:
-            block.add_new(offset, "LO", tag.value)
+        key = (tag.group << 16) | (slot << 8) | offset
+        if key not in ds:
+            ds.add_new(key, "LO", tag.value)
             return
     raise ValueError(f"private block {tag.creator!r} in group {tag.group:#06x} is full")

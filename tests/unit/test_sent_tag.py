@@ -8,6 +8,8 @@ free offset starting at 0x00; its code's default value is "DICOM Send", its mani
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pydicom
@@ -124,3 +126,19 @@ def test_our_own_output_is_detected_after_a_round_trip(tmp_path: Path) -> None:
     header = pydicom.dcmread(path, stop_before_pixels=True)
     assert is_sent_by_flywheel(header, TAG)
     assert is_sent_by_flywheel(header, SentTag(value="DICOM Send"))
+
+
+def test_tagging_leaves_no_reference_cycle() -> None:
+    """A tagged dataset is freed as soon as it is dropped, not at the next full garbage
+    collection: dicom-send tags every file of a session, and each dataset holds its pixels."""
+    ds = Dataset()
+    ds.PatientID = "x"
+    add_sent_tag(ds, SentTag())
+    assert is_sent_by_flywheel(ds, SentTag())
+    gone = weakref.ref(ds)
+    gc.disable()
+    try:
+        del ds
+        assert gone() is None
+    finally:
+        gc.enable()
