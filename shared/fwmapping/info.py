@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -119,6 +121,7 @@ FROM_GEAR = "gear config"
 FROM_AGENT = "recorded by the agent"
 FROM_DEFAULT = "default"
 GEAR_SETTINGS = ("routing_field", "session_label_key", "timezone")
+POLICY = "policy"  # only ever recorded by the agent or the default: no gear sets it
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,19 @@ class ChosenSettings:
     sources: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """e.g. ``routing_field=PatientComments (recorded by the agent), timezone=UTC (default)``."""
+        """e.g. ``routing_field=PatientComments (recorded by the agent), timezone=UTC
+        (default), policy=opt-out field=(routing field) strings=["NOFW"] (default)``."""
+        policy = self.config.policy
+        strings = json.dumps(list(policy.strings), ensure_ascii=False)
         return ", ".join(
-            f"{key}={getattr(self.config, key)} ({self.sources.get(key, FROM_DEFAULT)})"
-            for key in GEAR_SETTINGS
+            [
+                f"{key}={getattr(self.config, key)} ({self.sources.get(key, FROM_DEFAULT)})"
+                for key in GEAR_SETTINGS
+            ]
+            + [
+                f"policy={policy.mode} field={policy.field or '(routing field)'} "
+                f"strings={strings} ({self.sources.get(POLICY, FROM_DEFAULT)})"
+            ]
         )
 
 
@@ -186,6 +198,8 @@ def choose_settings(
         try:
             values, policy = _from_record(recorded)
             sources = dict.fromkeys(values, FROM_AGENT)
+            if recorded.get(POLICY):
+                sources[POLICY] = FROM_AGENT
         except ValueError:
             values, policy, sources = {}, Policy(), {}
     for key in GEAR_SETTINGS:
@@ -193,7 +207,8 @@ def choose_settings(
         if given is not None:
             values[key], sources[key] = given, FROM_GEAR
     config = _mapping_config(values, policy)
-    return ChosenSettings(config, {key: sources.get(key, FROM_DEFAULT) for key in GEAR_SETTINGS})
+    keys = (*GEAR_SETTINGS, POLICY)
+    return ChosenSettings(config, {key: sources.get(key, FROM_DEFAULT) for key in keys})
 
 
 # ---- the mover's history ----------------------------------------------------------------

@@ -133,6 +133,7 @@ def test_gears_default_to_the_settings_the_agent_recorded(
     assert (
         "mapping settings for 1 acquisition(s): routing_field=PatientComments (recorded by the "
         "agent), session_label_key=ProtocolName (recorded by the agent), timezone=Europe/Paris "
+        '(recorded by the agent), policy=opt-out field=(routing field) strings=["NOFW"] '
         "(recorded by the agent)"
     ) in capfd.readouterr().out
     # the gear config still overrides: with PatientID the same data is unroutable

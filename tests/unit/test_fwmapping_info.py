@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fwmapping import MappingConfig, Policy, Routing, in_holding_area, parse_target
 from fwmapping.info import (
@@ -39,8 +41,22 @@ def test_gear_config_overrides_each_setting_it_sets() -> None:
         "routing_field": FROM_GEAR,
         "session_label_key": FROM_AGENT,
         "timezone": FROM_AGENT,
+        "policy": FROM_AGENT,
     }
     assert chosen.describe().startswith("routing_field=PatientID (gear config), ")
+    policy = RECORDED["policy"]
+    assert chosen.describe().endswith(
+        f"policy={policy['mode']} field={policy['field'] or '(routing field)'} "
+        f"strings={json.dumps(policy['strings'])} (recorded by the agent)"
+    )
+
+
+def test_the_default_policy_is_described_as_default() -> None:
+    assert (
+        choose_settings({}, None)
+        .describe()
+        .endswith('policy=opt-out field=(routing field) strings=["NOFW"] (default)')
+    )
 
 
 def test_without_a_record_the_defaults() -> None:
