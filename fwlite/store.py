@@ -240,6 +240,15 @@ class Store:
 
     # -- files --------------------------------------------------------------------------
 
+    def iter_files(self, after_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(container id, file doc) of every file, ordered by file id, after ``after_id``."""
+        rows = self.db.execute(
+            "SELECT container, doc FROM files WHERE file_id > ? ORDER BY file_id",
+            (after_id or "",),
+        ).fetchall()
+        for container_id, doc in rows:
+            yield container_id, json.loads(doc)
+
     def files_of(self, cid: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT doc FROM files WHERE container = ? ORDER BY name", (cid,)

@@ -8,38 +8,31 @@ The agent's Q/R index lists the DICOM files changed since its last look through 
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query
 
 from fwlite import containers, filters
+from fwlite.models import Paging
 from fwlite.state import StoreDep
-from fwlite.store import StoreError
 
 router = APIRouter()
 
 
 @router.get("/api/files")
-async def all_files(request: Request, store: StoreDep) -> dict[str, Any]:
-    cond = filters.compile_filter(request.query_params.get("filter"))
-    try:
-        limit = int(request.query_params.get("limit") or 0)
-    except ValueError:
-        raise StoreError(400, "'limit' must be an integer") from None
-    after_id = request.query_params.get("after_id") or ""
-    rows = store.db.execute(
-        "SELECT container, doc FROM files WHERE file_id > ? ORDER BY file_id", (after_id,)
-    ).fetchall()
+async def all_files(paging: Annotated[Paging, Query()], store: StoreDep) -> dict[str, Any]:
+    """The same paging model as the container finders (``sort``/``skip``/``page`` unused)."""
+    cond = filters.compile_filter(paging.filter)
+    limit = paging.limit or 0
     lineages: dict[str, dict[str, str | None]] = {}
     results: list[dict[str, Any]] = []
-    for container_id, doc in rows:
+    for container_id, doc in store.iter_files(paging.after_id or None):
         if container_id not in lineages:
             parent = store.get(container_id)
             if parent is None:
                 continue
             lineages[container_id] = store.lineage(parent)
-        entry = containers.render_file(json.loads(doc), lineages[container_id])
+        entry = containers.render_file(doc, lineages[container_id])
         if cond(entry):
             results.append(entry)
             if limit and len(results) >= limit:

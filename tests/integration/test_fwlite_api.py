@@ -284,6 +284,9 @@ def test_malformed_bodies_and_parameters_answer_400_json(fwlite: FwliteServer) -
     assert call("GET", "/api/sessions?limit=abc", None)[0] == 400
     assert "'limit'" in call("GET", "/api/groups/unknown/projects?limit=x", None)[1]
     assert call("GET", "/api/sessions?limit=&skip=", None) == (200, "")
+    status, message = call("GET", "/api/files?limit=abc", None)  # the finders' paging model
+    assert status == 400 and "'limit'" in message
+    assert call("GET", "/api/files?limit=&after_id=", None) == (200, "")
     assert call("POST", "/api/groups", b"{not json") == (400, "request body is not valid JSON")
     assert call("POST", "/api/groups", b"[1]")[0] == 400
     assert call("POST", "/api/groups", b'{"_id": "ab", "info": null}')[0] == 400
