@@ -119,7 +119,12 @@ Count = Annotated[Int, Field(ge=1)]
 Days = Annotated[Int, Field(ge=0, le=MAX_DAYS)]
 Seconds = Annotated[Float, Field(ge=0, le=MAX_SECONDS)]
 PositiveSeconds = Annotated[Float, Field(gt=0, le=MAX_SECONDS)]
-Megabytes = Annotated[Float, Field(ge=0)]
+# pull.interval_seconds: a C-FIND every cycle; below a second it hammers the PACS
+PollSeconds = Annotated[Float, Field(ge=1, le=MAX_SECONDS)]
+# spool_min_free_mb: 1e9 MB is a petabyte; above that no disk ever meets the floor and
+# every C-STORE is answered Out of Resources forever
+MAX_FREE_MB = 1e9
+Megabytes = Annotated[Float, Field(ge=0, le=MAX_FREE_MB)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
 DirPath = Annotated[Path, BeforeValidator(_path)]
 AeTitle = Annotated[Str, AfterValidator(_ae_title)]
@@ -210,7 +215,7 @@ class PullConfig(Section):
     ae_title: AeTitle = "FWAGENT"
     port: Port = 11113
     method: Literal["c-move", "c-get"] = "c-move"
-    interval_seconds: PositiveSeconds = 60.0
+    interval_seconds: PollSeconds = 60.0
     tls: TlsConfig = TlsConfig()
     # C-FIND only studies whose StudyDate is within this many days (0 = no bound)
     lookback_days: Days = 7

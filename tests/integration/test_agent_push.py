@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -233,7 +234,9 @@ def test_mutual_tls_accepts_client_cert_and_refuses_without(
 def test_out_of_resources_below_free_space_floor(
     tmp_path: Path, fwlite: FwliteServer, make_agent: Callable[..., Agent]
 ) -> None:
-    agent = make_agent(top={"spool_min_free_mb": 1e12})  # a floor no disk meets
+    # a floor this disk cannot meet: more than its whole size (free space is always less)
+    floor = shutil.disk_usage(tmp_path).total / 2**20 + 1
+    agent = make_agent(top={"spool_min_free_mb": floor})
     paths = write_series(tmp_path / "a", SeriesSpec(count=2))
     # -nh: storescu goes on after a refusal, so each instance shows its own answer
     result = peers.storescu(agent.config.push.port, paths, extra=["-v", "-nh"])

@@ -73,7 +73,7 @@ def test_fwagent_run_pulls_a_study_into_flywheel(
 ) -> None:
     orthanc, port = orthanc_and_port
     spec = load(orthanc, tmp_path, 3)
-    config = pull_config(tmp_path, fwlite, orthanc, port, interval_seconds=0.3)
+    config = pull_config(tmp_path, fwlite, orthanc, port, interval_seconds=1)
     agent = Agent(config_from_dict(config))
     agent.start()  # the real `fwagent run` wiring: pull.start() hook + pipeline
     try:
@@ -253,7 +253,7 @@ def test_tls_to_orthanc_c_get(tmp_path: Path, fwlite: FwliteServer, fw: Any) -> 
         }
         port = orthanc.modalities["FWAGENT"][2]
         config = pull_config(
-            tmp_path, fwlite, orthanc, port, method="c-get", tls=tls, interval_seconds=0.3
+            tmp_path, fwlite, orthanc, port, method="c-get", tls=tls, interval_seconds=1
         )
         agent = Agent(config_from_dict(config))
         agent.start()

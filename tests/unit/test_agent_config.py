@@ -239,7 +239,11 @@ BAD_VALUES = [
     ("flywheel: {failed_retry_seconds: -1}", "flywheel.failed_retry_seconds: must be >= 0, got -1"),
     ("spool_min_free_mb: -5", "spool_min_free_mb: must be >= 0, got -5"),
     ("spool_min_free_mb: .inf", "spool_min_free_mb: expected a finite number, got inf"),
-    ("pull: {interval_seconds: 0}", "pull.interval_seconds: must be > 0, got 0"),
+    ("pull: {interval_seconds: 0}", "pull.interval_seconds: must be >= 1, got 0"),
+    ("pull: {interval_seconds: 1e-300}", "pull.interval_seconds: must be >= 1, got 1e-300"),
+    ("pull: {interval_seconds: 0.5}", "pull.interval_seconds: must be >= 1, got 0.5"),
+    ("spool_min_free_mb: 1e300", "spool_min_free_mb: must be at most 1000000000"),
+    ("spool_min_free_mb: 1000000001", "spool_min_free_mb: must be at most 1000000000"),
     (f"pull: {{forget_after_seconds: {TOO_LONG}}}", "pull.forget_after_seconds: must be at most"),
     ("pull: {retrieve_timeout_seconds: 1e300}", "pull.retrieve_timeout_seconds: must be at most"),
     (
