@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 
 from fwagent.config import AgentConfig, ConfigError, load_config
 
@@ -32,3 +35,19 @@ def load_or_exit(path: str | None, need_api_key: bool = False) -> AgentConfig:
         print(f"fwagent: bad configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     return config
+
+
+def serve_until_signal(ready: str) -> None:
+    """Install SIGTERM/SIGINT handlers, then print ``ready`` (what tests and service
+    managers wait for: a signal after it always stops cleanly) and block until one comes."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("fwagent").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(ready, flush=True)
+    while not stop.wait(1.0):
+        pass

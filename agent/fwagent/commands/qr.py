@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
-from fwagent.commands.common import add_config_argument, load_or_exit
+from fwagent.commands.common import add_config_argument, load_or_exit, serve_until_signal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +33,6 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # port in use, unusable TLS files...
         print(f"fwagent qr: cannot start: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logging.getLogger("fwagent").info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print("fwagent qr: ready", flush=True)
-    while not stop.wait(1.0):
-        pass
+    serve_until_signal("fwagent qr: ready")
     service.stop()
     return 0

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
-from fwagent.commands.common import add_config_argument, load_or_exit
+from fwagent.commands.common import add_config_argument, load_or_exit, serve_until_signal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,18 +42,8 @@ def main(args: argparse.Namespace) -> int:
         agent.stop()
         print(f"fwagent run: cannot start: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logging.getLogger("fwagent").info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     logging.getLogger("fwagent").info("agent running (spool %s)", config.spool_dir)
-    print("fwagent: ready", flush=True)
-    while not stop.wait(1.0):
-        pass
+    serve_until_signal("fwagent: ready")
     agent.stop()
     logging.getLogger("fwagent").info("agent stopped")
     return 0
