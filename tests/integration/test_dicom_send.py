@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from fwmapping import SentTag, is_sent_by_flywheel
 from pydicom.data import get_testdata_file
 from pynetdicom.sop_class import _STORAGE_CLASSES  # type: ignore[attr-defined]
 
+from gears import runtime
 from tests.integration.dicom_send_helpers import received, run_gear, storescp
 from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, write_series
@@ -111,6 +114,34 @@ def test_unsafe_archive_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
         not (tmp_path / "escaped.dcm").exists() and not (tmp_path / "gear" / "escaped.dcm").exists()
     )
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_nested_archives_beyond_the_inputs_allowance_are_refused_fast(tmp_path: Path) -> None:
+    """A ~600 KB input holding 30 inner zips of 60 MB each (1.8 GB): they share the input's
+    one allowance, so the gear refuses the inner zips past it quickly, sends the DICOM it
+    holds, writes the report (each refused zip one image not sent) and leaves no work."""
+    peers.require("storescp")
+    [one] = write_series(tmp_path / "src", SeriesSpec(count=1))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.bin", b"x" * (60 * 1024 * 1024))
+    inner = buffer.getvalue()
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(one, "ok.dcm")
+        for number in range(30):
+            zf.writestr(f"part{number:02d}.zip", inner)
+    started = time.monotonic()
+    with storescp(tmp_path / "out") as port:
+        code, rows = run_gear(tmp_path / "gear", port, files={"file": (archive, {})})
+    took = time.monotonic() - started
+    allowance = archive.stat().st_size * 200 + 64 * 1024 * 1024
+    refused = 30 - allowance // (60 * 1024 * 1024)
+    assert code == runtime.EXIT_FAILED
+    assert [(r["Images in Series"], r["Images Sent"]) for r in rows] == [(str(1 + refused), "1")]
+    assert len(list((tmp_path / "out").iterdir())) == 1
+    assert list((tmp_path / "gear" / "work").iterdir()) == []
+    assert took < 60, f"{took:.0f} s"
 
 
 COMPRESSED = [
