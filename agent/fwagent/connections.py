@@ -3,9 +3,13 @@
 pynetdicom's threaded server plus, for each accepted TCP connection, in that connection's
 own thread (never in the accept loop, so one slow peer cannot hold up the others):
 
-- TCP_NODELAY, and the TLS handshake (bounded by :data:`HELLO_SECONDS`);
-- a connection that sends nothing (no A-ASSOCIATE-RQ) within :data:`HELLO_SECONDS` is
-  closed: idle sockets never occupy one of the ``maximum_associations``;
+- TCP_NODELAY, and the TLS handshake;
+- the whole A-ASSOCIATE-RQ (6-byte PDU header and its body, at most :data:`MAX_RQ_BYTES`)
+  must arrive within :data:`HELLO_SECONDS` of the connection (TLS handshake included), else
+  the connection is closed: idle or half-sent requests never occupy one of pynetdicom's
+  ``maximum_associations`` (pynetdicom itself would wait on a half-sent PDU for ever). The
+  request is handed on unread: peeked (``MSG_PEEK``) on plain TCP; on TLS read and served
+  again first by :class:`PrefixedSSLSocket`; anything but an A-ASSOCIATE-RQ is dropped;
 - a host not in ``allowed_hosts`` gets an A-ASSOCIATE-RJ (permanent, no reason given),
   and a host that already has ``max_per_host`` connections gets one that says "local limit
   exceeded" (transient), so scanner logs show "Association Rejected", not a dropped
@@ -33,7 +37,7 @@ from . import metrics
 log = logging.getLogger("fwagent.receiver")
 
 HELLO_SECONDS = 5.0  # a peer must send its A-ASSOCIATE-RQ (or TLS hello) within this
-MAX_RQ_BYTES = 1 << 20  # an A-ASSOCIATE-RQ is a few KB; read no more than this to refuse it
+MAX_RQ_BYTES = 64 * 1024  # an A-ASSOCIATE-RQ is a few KB; a longer one is dropped
 A_ASSOCIATE_RQ = 0x01
 A_ASSOCIATE_RJ = 0x03
 # (result, source, reason) of an A-ASSOCIATE-RJ, PS3.8 9.3.4
@@ -51,6 +55,8 @@ class GatedServer(dimse.Server):
     allowed_hosts: frozenset[str] = frozenset()
     max_per_host: int = 10
     hello_seconds: float = HELLO_SECONDS
+    log_prefix: str = ""  # "qr: " for the Q/R service
+    limit_setting: str = "push.max_associations_per_host"  # named in the refusal log
     # listen backlog (socketserver's default is 5: a burst of connections beyond it waits
     # for the client's SYN retransmit, 1 s and more, before it is even seen)
     request_queue_size = 256
@@ -92,43 +98,51 @@ class GatedServer(dimse.Server):
         dimse.nodelay(request)
         if pending > self.max_per_host:
             log.warning(
-                "dropped connection from %s: %d connections from it have sent no association"
-                " request", host, pending,
+                "%sdropped connection from %s: %d connections from it have sent no association"
+                " request", self.log_prefix, host, pending,
             )  # fmt: skip
             metrics.REFUSED.labels(reason="host_limit").inc()
             return None
         deadline = time.monotonic() + self.hello_seconds
         sock: socket.socket = request
         if self.ssl_context is not None:
-            request.settimeout(self.hello_seconds)
             try:
-                sock = self.ssl_context.wrap_socket(request, server_side=True)
+                sock = _handshake(self.ssl_context, request, deadline)
             except (ssl.SSLError, OSError) as exc:
-                log.warning("refused TLS connection from %s: %s", host, exc)
+                log.warning("%srefused TLS connection from %s: %s", self.log_prefix, host, exc)
                 metrics.REFUSED.labels(reason="tls").inc()
                 return None
-        if not _wait_readable(sock, deadline):
+        try:
+            rq = _read_request(sock, deadline)
+        except NotAssociationRequest as exc:
+            log.warning("%sdropped connection from %s: %s", self.log_prefix, host, exc)
+            metrics.REFUSED.labels(reason="protocol").inc()
+            _close(sock)
+            return None
+        except (TimeoutError, OSError) as exc:
             log.warning(
-                "closed connection from %s: no association request within %.0f s",
-                host, self.hello_seconds,
+                "%sclosed connection from %s: no complete association request within %.0f s"
+                " (%s)", self.log_prefix, host, self.hello_seconds, exc,
             )  # fmt: skip
             metrics.REFUSED.labels(reason="idle").inc()
             _close(sock)
             return None
+        calling = rq[26:42].decode("ascii", "replace").strip()
         if self.allowed_hosts and host not in self.allowed_hosts:
-            calling = _refuse(sock, deadline, REJECT_HOST)
+            _refuse(sock, rq, REJECT_HOST)
             log.warning(
-                "rejected association from %s (AE %r): host not in allowed_hosts", host, calling
-            )
+                "%srejected association from %s (AE %r): host not in allowed_hosts",
+                self.log_prefix, host, calling,
+            )  # fmt: skip
             metrics.REFUSED.labels(reason="host").inc()
             _close(sock)
             return None
         active = self._active_from(host)
         if active >= self.max_per_host:
-            calling = _refuse(sock, deadline, REJECT_LIMIT)
+            _refuse(sock, rq, REJECT_LIMIT)
             log.warning(
-                "rejected association from %s (AE %r): %d associations already open from this"
-                " host (push.max_associations_per_host)", host, calling, active,
+                "%srejected association from %s (AE %r): %d associations already open from"
+                " this host (%s)", self.log_prefix, host, calling, active, self.limit_setting,
             )  # fmt: skip
             metrics.REFUSED.labels(reason="host_limit").inc()
             _close(sock)
@@ -145,18 +159,113 @@ class GatedServer(dimse.Server):
         return count
 
 
-def _wait_readable(sock: socket.socket, deadline: float) -> bool:
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    remaining = max(0.0, deadline - time.monotonic())
-    readable, _, _ = select.select([sock], [], [], remaining)
-    return bool(readable)
+class NotAssociationRequest(ConnectionError):
+    """The first PDU is not an A-ASSOCIATE-RQ, or longer than :data:`MAX_RQ_BYTES`."""
+
+
+class PrefixedSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that first serves again the bytes the gate already read from it.
+
+    pynetdicom checks ``pending()`` as well as ``select`` before it reads a TLS socket, so
+    the prefix counts as pending. Made by an SSLContext whose ``sslsocket_class`` is this
+    class (the documented way to have ``wrap_socket`` return a subclass)."""
+
+    prefix: bytes = b""
+
+    def pending(self) -> int:
+        return len(self.prefix) + super().pending()
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        if self.prefix and not flags:
+            data, self.prefix = self.prefix[:buflen], self.prefix[buflen:]
+            return data
+        return super().recv(buflen, flags)
+
+
+def _handshake(context: ssl.SSLContext, request: socket.socket, deadline: float) -> ssl.SSLSocket:
+    """The server side of the TLS handshake, all of it before ``deadline`` (a per-read
+    timeout alone would let a peer that sends a byte now and then hold the thread)."""
+    context.sslsocket_class = PrefixedSSLSocket
+    sock = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+    sock.setblocking(False)
+    while True:
+        try:
+            sock.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            readable, writable = [sock], []
+        except ssl.SSLWantWriteError:
+            readable, writable = [], [sock]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not any(select.select(readable, writable, [], remaining)):
+            _close(sock)
+            raise TimeoutError("TLS handshake not done in time")
+    sock.setblocking(True)
+    return sock
+
+
+def _read_request(sock: socket.socket, deadline: float) -> bytes:
+    """The whole A-ASSOCIATE-RQ PDU (header and body) once it has arrived, before
+    ``deadline``; left unread on plain TCP (peeked), kept as the socket's prefix on TLS."""
+    if isinstance(sock, ssl.SSLSocket):
+        header = _recv_exactly(sock, 6, deadline)
+        _check_header(header)
+        rq = header + _recv_exactly(sock, struct.unpack(">I", header[2:])[0], deadline)
+        if isinstance(sock, PrefixedSSLSocket):
+            sock.prefix = rq
+        return rq
+    header = _peek_exactly(sock, 6, deadline)
+    _check_header(header)
+    return _peek_exactly(sock, 6 + struct.unpack(">I", header[2:])[0], deadline)
+
+
+def _check_header(header: bytes) -> None:
+    pdu_type, _, length = struct.unpack(">BBI", header)
+    if pdu_type != A_ASSOCIATE_RQ:
+        raise NotAssociationRequest(f"not an association request (PDU type {pdu_type:#04x})")
+    if length > MAX_RQ_BYTES:
+        raise NotAssociationRequest(f"association request of {length} bytes")
+
+
+def _peek_exactly(sock: socket.socket, count: int, deadline: float) -> bytes:
+    """The first ``count`` bytes waiting on ``sock``, without reading them: the kernel
+    waits for all of them (MSG_WAITALL) up to a receive timeout set to the deadline."""
+    sock.settimeout(None)  # blocking, so the kernel does the waiting
+    data = b""
+    try:
+        while len(data) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(data)} of {count} bytes")
+            seconds, micros = int(remaining), int(remaining % 1 * 1e6)
+            timeout = struct.pack("ll", seconds, micros or (0 if seconds else 1000))  # 0 0: none
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+            try:
+                data = sock.recv(count, socket.MSG_PEEK | socket.MSG_WAITALL)
+            except BlockingIOError:  # the receive timeout, nothing arrived
+                continue
+            if len(data) < count and (not data or _peer_closed(sock)):
+                raise ConnectionError("peer closed the connection")
+    finally:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+    return data
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Has the peer shut its side down (so no more bytes will come)?"""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)
+    return any(mask & (select.POLLRDHUP | select.POLLHUP) for _, mask in poller.poll(0))
 
 
 def _recv_exactly(sock: socket.socket, count: int, deadline: float) -> bytes:
     chunks = []
     while count > 0:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{count} bytes still missing")
+        sock.settimeout(remaining)
         chunk = sock.recv(min(count, 65536))
         if not chunk:
             raise ConnectionError("peer closed the connection")
@@ -165,14 +274,13 @@ def _recv_exactly(sock: socket.socket, count: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _refuse(sock: socket.socket, deadline: float, reject: tuple[int, int, int]) -> str:
-    """Read the A-ASSOCIATE-RQ (all of it, so closing does not reset the connection before
-    the peer reads our answer), answer A-ASSOCIATE-RJ; return the calling AE title."""
-    header = _recv_exactly(sock, 6, deadline)
-    pdu_type, _, length = struct.unpack(">BBI", header)
-    if pdu_type != A_ASSOCIATE_RQ or length > MAX_RQ_BYTES:
-        raise ConnectionError(f"not an association request (PDU type {pdu_type:#04x})")
-    body = _recv_exactly(sock, length, deadline)
+def _refuse(sock: socket.socket, rq: bytes, reject: tuple[int, int, int]) -> None:
+    """Answer the A-ASSOCIATE-RQ ``rq`` (read all of it first, so closing does not reset
+    the connection before the peer reads our answer) with an A-ASSOCIATE-RJ."""
+    if isinstance(sock, PrefixedSSLSocket):
+        sock.prefix = b""
+    else:
+        _recv_exactly(sock, len(rq), time.monotonic() + 1.0)  # peeked: take it off now
     sock.sendall(reject_pdu(*reject))
     try:  # let the peer read the answer and close first (it does, on A-ASSOCIATE-RJ)
         sock.shutdown(socket.SHUT_WR)
@@ -180,7 +288,6 @@ def _refuse(sock: socket.socket, deadline: float, reject: tuple[int, int, int]) 
         sock.recv(1024)
     except OSError:
         pass
-    return body[20:36].decode("ascii", "replace").strip()
 
 
 def _close(sock: Any) -> None:

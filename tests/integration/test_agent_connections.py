@@ -16,6 +16,7 @@ import io
 import logging
 import socket
 import subprocess
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -319,3 +320,99 @@ def test_limit_refusal_with_empty_allowlist_names_the_real_reason(
         first.release()
     assert "rejected association from AE 'MR3': too many associations open" in caplog.text
     assert "allowed_calling_aets" not in caplog.text
+
+
+def partial_requests(port: int, hosts: list[str], each: int) -> list[socket.socket]:
+    """``each`` connections from every host in ``hosts`` that send the first two bytes
+    of an A-ASSOCIATE-RQ header and then nothing."""
+    sockets: list[socket.socket] = []
+    for host in hosts:
+        for _ in range(each):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"\x01\x00")
+            sockets.append(sock)
+    return sockets
+
+
+def assert_closed_by(sockets: list[socket.socket], deadline: float) -> None:
+    for sock in sockets:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ConnectionResetError):  # closed either way
+            assert sock.recv(1) == b""
+    assert time.monotonic() < deadline
+
+
+def test_half_sent_association_requests_are_closed_and_lock_nobody_out(
+    tmp_path: Path, make_agent: Callable[..., Agent], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 18.10: 10 connections from each of 6 hosts (within the per-host cap) that
+    send part of an A-ASSOCIATE-RQ never reach pynetdicom (which would wait for the rest
+    for ever, 50 of them filling its association limit): a scanner still gets in at once,
+    and every one is closed within the 5 s deadline."""
+    agent = make_agent()
+    port = agent.config.push.port
+    caplog.set_level(logging.WARNING, logger="fwagent.receiver")
+    idle_before = refused("idle")
+    started = time.monotonic()
+    partial = partial_requests(port, [f"127.0.0.{n}" for n in range(2, 8)], 10)
+    try:
+        paths = write_series(tmp_path / "a", SeriesSpec(count=2))
+        result = peers.storescu(port, paths)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", result.stderr  # no rejection, no warning
+        assert_closed_by(partial, started + 5 + 3)
+        wait_until(lambda: refused("idle") - idle_before == 60)
+        # a late scanner, once they are gone, is not affected either
+        assert peers.storescu(port, paths).returncode == 0
+    finally:
+        for sock in partial:
+            sock.close()
+    assert "no complete association request within 5 s" in caplog.text
+
+
+def test_request_sent_in_pieces_within_the_deadline_is_accepted(
+    make_agent: Callable[..., Agent],
+) -> None:
+    """The gate reads the whole request before pynetdicom sees it, and hands it on
+    intact: one sent a few bytes at a time (header, then the body 1 s later) associates."""
+    agent = make_agent()
+    rq = captured_request()
+    sock = socket.create_connection(("127.0.0.1", agent.config.push.port), timeout=10)
+    try:
+        sock.sendall(rq[:3])
+        time.sleep(0.5)  # the point of the test: the request arrives in pieces
+        sock.sendall(rq[3:40])
+        time.sleep(0.5)
+        sock.sendall(rq[40:])
+        answer = sock.recv(1)
+        assert answer == b"\x02"  # A-ASSOCIATE-AC
+    finally:
+        sock.close()
+
+
+def captured_request() -> bytes:
+    """The A-ASSOCIATE-RQ pynetdicom sends (read by a plain listening socket)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(5)
+        header = conn.recv(6, socket.MSG_WAITALL)
+        got.append(header + conn.recv(int.from_bytes(header[2:], "big"), socket.MSG_WAITALL))
+        conn.close()
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    ae = AE(ae_title="PIECES")
+    ae.acse_timeout = 2
+    ae.add_requested_context(MRImageStorage)
+    ae.associate("127.0.0.1", listener.getsockname()[1], ae_title="FWAGENT")
+    thread.join(10)
+    listener.close()
+    (rq,) = got
+    assert rq[0] == 0x01
+    return rq
