@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pydicom
+import pytest
 from fwagent.qr.index import Located, Source
-from fwagent.qr.retrieve import fit, wanted_contexts
+from fwagent.qr.retrieve import Fetcher, fit, wanted_contexts
 from pydicom.data import get_testdata_file
 from pydicom.uid import (
     ExplicitVRLittleEndian,
@@ -51,3 +54,33 @@ def test_fit_keeps_what_is_accepted_and_decompresses_the_rest() -> None:
     assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert out.SOPInstanceUID == ds.SOPInstanceUID  # the same instance, losslessly unpacked
     assert (out.pixel_array == pydicom.dcmread(path).pixel_array).all()
+
+
+class _Client:
+    """The one SDK call the fetcher makes: writes a real DICOM file where it is told to."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.dests: list[Path] = []
+
+    def download_file_from_container(self, parent_id: str, name: str, dest: str) -> None:
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        Path(dest).write_bytes(self.data)
+        self.dests.append(Path(dest))
+
+
+@pytest.mark.parametrize("file_id", ["../../escaped", "/tmp/absolute-escape", "..", "a/../../b"])
+def test_hostile_file_id_stays_inside_the_work_dir(tmp_path: Path, file_id: str) -> None:
+    """A file id is the server's word; one that names a parent or an absolute path
+    (issue 18.1) is downloaded inside the request's folder all the same."""
+    sample = Path(str(get_testdata_file("CT_small.dcm")))
+    ds = pydicom.dcmread(sample)
+    work = tmp_path / "root" / "work"
+    client = _Client(sample.read_bytes())
+    item = Located(ds.SOPInstanceUID, ds.SOPClassUID, "", Source(file_id, 1, "acq", "ct.dcm"), "")
+    got = list(Fetcher(client, work).datasets([item]))
+    assert [(i, d.SOPInstanceUID if d else None) for i, d in got] == [(item, ds.SOPInstanceUID)]
+    (dest,) = client.dests
+    assert work.resolve() in dest.resolve().parents
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []  # cleaned up, none outside
+    assert not Path("/tmp/absolute-escape").exists()

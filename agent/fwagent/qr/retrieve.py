@@ -16,6 +16,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from fwmapping.paths import inside, safe_component
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
@@ -103,7 +104,7 @@ class Fetcher:
         try:
             for file_id, group in groupby(located, key=lambda x: x.source.file_id):
                 items = list(group)
-                path = tmp / file_id
+                path = inside(tmp, safe_component(file_id))  # the id comes from the server
                 try:
                     site.download(self.client, items[0].source, path)
                 except Exception as exc:  # noqa: BLE001 - reported per instance

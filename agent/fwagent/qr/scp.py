@@ -23,7 +23,6 @@ from fwmapping.dimse import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
-    ThreadedAssociationServer,
     Verification,
     build_context,
     evt,
@@ -32,6 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from fwagent.config import QrConfig, QrPeerConfig
+from fwagent.connections import GatedServer
 from fwagent.tls import client_ssl_context, server_ssl_context
 
 from . import query, retrieve
@@ -61,6 +61,10 @@ GET_SYNTAXES = list(
     dict.fromkeys([ExplicitVRLittleEndian, ImplicitVRLittleEndian, *ALL_TRANSFER_SYNTAXES])
 )
 
+# connections from one host before more are refused, as push.max_associations_per_host (the
+# Q/R peers are few; one of them retrieving never needs more than a handful at once)
+MAX_ASSOCIATIONS_PER_HOST = 10
+
 CANCEL = 0xFE00
 PENDING = 0xFF00
 NOT_AUTHORIZED = 0x0124
@@ -69,16 +73,23 @@ OUT_OF_RESOURCES = 0xA700
 UNABLE_TO_PROCESS = 0xC000
 
 
+# what pynetdicom answers a RequestRefused with, per service
+MOVE_REFUSED = 0xC514
+GET_REFUSED = 0xC413
+
+
 class RequestRefused(RuntimeError):
     """A retrieve pynetdicom must answer with a failure before any sub-operation (it
     answers an exception raised before the first yield with 0xC514 / 0xC413)."""
 
 
-# what pynetdicom logs, as errors with a traceback, when a handler raises before its first
-# yield: for a RequestRefused that is our deliberate answer, already logged in plain words
+# what pynetdicom logs as errors (with a traceback when a handler raises before its first
+# yield) for our deliberate answers, a RequestRefused or an unknown move destination,
+# which we have already logged in plain words
 _REFUSAL_NOISE = (
     "The C-MOVE request handler must yield the (address, port)",
     "The C-GET request handler yielded an invalid number of sub-operations",
+    "Unknown Move Destination:",  # logged by us as a warning already, with the caller
 )
 
 
@@ -118,7 +129,7 @@ class QRServer:
         self.before_request = before_request
         self.peers = {p.ae_title: p for p in config.peers}
         self.ae: AE | None = None
-        self.server: ThreadedAssociationServer | None = None
+        self.server: GatedServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,8 +161,18 @@ class QRServer:
             (evt.EVT_REJECTED, self._on_rejected),
         ]
         ssl_context = server_ssl_context(cfg.tls) if cfg.tls.enabled else None
-        self.server = ae.start_server(
-            (cfg.host, cfg.port), block=False, evt_handlers=handlers, ssl_context=ssl_context
+        # the connection gate push has (connections.py): the whole A-ASSOCIATE-RQ within
+        # seconds, at most MAX_ASSOCIATIONS_PER_HOST from one host
+        self.server = dimse.serve(
+            ae,
+            (cfg.host, cfg.port),
+            GatedServer,
+            evt_handlers=handlers,
+            ssl_context=ssl_context,
+            name=f"qr-{cfg.ae_title}",
+            max_per_host=MAX_ASSOCIATIONS_PER_HOST,
+            log_prefix="qr: ",
+            limit_setting=f"the Q/R service's limit of {MAX_ASSOCIATIONS_PER_HOST}",
         )
         self.ae = ae
         log.info(
@@ -165,12 +186,10 @@ class QRServer:
         return int(self.server.server_address[1]) if self.server else self.config.port
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server = None
         if self.ae is not None:
-            self.ae.shutdown()
-            self.ae = None
+            dimse.stop(self.ae, self.server)  # aborts open associations, closes the socket
+        self.ae = None
+        self.server = None
 
     # -- handlers --------------------------------------------------------------------------
     def _peer(self, event: evt.Event) -> QrPeerConfig | None:
@@ -228,10 +247,13 @@ class QRServer:
         if peer is None or not peer.move:
             log.warning("qr: C-MOVE from %s refused: not allowed for this peer", _caller(event))
             raise RequestRefused("C-MOVE is not allowed for this peer")
-        located = self._select(event, peer)
+        located = self._select(event, peer, MOVE_REFUSED)
         destination = self.peers.get(str(event.move_destination or "").strip())
         if destination is None:
-            log.warning("qr: C-MOVE to unknown destination %r refused", event.move_destination)
+            log.warning(
+                "qr: C-MOVE from %s to unknown destination %r refused (0xA801)",
+                peer.ae_title, str(event.move_destination or "").strip(),
+            )  # fmt: skip
             yield None, None  # pynetdicom answers 0xA801, move destination unknown
             return
         accepted: list[tuple[str, str]] = []
@@ -259,7 +281,7 @@ class QRServer:
         if peer is None or not peer.get:
             log.warning("qr: C-GET from %s refused: not allowed for this peer", _caller(event))
             raise RequestRefused("C-GET is not allowed for this peer")
-        located = self._select(event, peer)
+        located = self._select(event, peer, GET_REFUSED)
         accepted = [
             (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
             for cx in event.assoc.accepted_contexts
@@ -267,12 +289,12 @@ class QRServer:
         yield len(located)
         yield from self._send(event, located, _accepts(accepted))
 
-    def _select(self, event: evt.Event, peer: QrPeerConfig) -> list[Located]:
+    def _select(self, event: evt.Event, peer: QrPeerConfig, refused: int) -> list[Located]:
         try:
             self.before_request()
             return query.select(self.index, event.identifier, self._model(event))
         except IdentifierError as exc:
-            log.warning("qr: retrieve from %s refused (0xCxxx): %s", peer.ae_title, exc)
+            log.warning("qr: retrieve from %s refused (0x%04X): %s", peer.ae_title, refused, exc)
             raise RequestRefused(str(exc)) from None
 
     def _send(
