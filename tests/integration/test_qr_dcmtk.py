@@ -4,8 +4,11 @@ single DICOM files other toolkits wrote, uploaded through the SDK."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -339,6 +342,9 @@ def test_move_to_unknown_destination_is_a801_and_nothing_sent(env: Env) -> None:
     done = _movescu(env.qr_port, "NOBODY", "STUDY", {"StudyInstanceUID": study})
     assert done.returncode != 0
     assert "movedestinationunknown" in (done.stdout + done.stderr).lower()
+    log = (env.root / "agent.log").read_text()
+    assert log.count("qr: C-MOVE from MOVESCU to unknown destination 'NOBODY' refused") == 1
+    assert "Unknown Move Destination" not in log  # pynetdicom's error for the same refusal
 
 
 def test_move_nothing_matching_opens_no_store_association(env: Env) -> None:
@@ -490,16 +496,21 @@ def test_cancel_during_c_get_stops_between_sub_operations(env: Env) -> None:
     request.QueryRetrieveLevel = "STUDY"
     request.StudyInstanceUID = study
     try:
-        statuses = [
-            int(status.Status)
+        responses = [
+            status
             for status, _ in assoc.send_c_get(
                 request, StudyRootQueryRetrieveInformationModelGet, msg_id=1
             )
         ]
     finally:
         assoc.release()
+    statuses = [int(status.Status) for status in responses]
+    final = responses[-1]
+    # exact: the C-CANCEL goes out on this association before the first C-STORE response,
+    # so the SCP has read it when that response arrives, and stops before the second
     assert statuses[-1] == 0xFE00
-    assert 1 <= len(received) < 5
+    assert len(received) == 1
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfRemainingSuboperations) == (1, 4)
 
 
 # -- Orthanc as the client, and `fwagent qr` alone ------------------------------------------
@@ -629,3 +640,62 @@ def test_undecodable_instance_for_uncompressed_only_destination_counts_as_failed
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (0, 1)
     assert identifier is not None and identifier.FailedSOPInstanceUIDList == header.SOPInstanceUID
     assert list(out.iterdir()) == []
+
+
+# -- the connection gate (issues 15, 18.10) ------------------------------------------------
+
+
+def test_idle_and_half_sent_connections_lock_no_peer_out(env: Env) -> None:
+    """25 connections from one host that send one byte (part of a request) and stop: they
+    never reach pynetdicom's 20 associations, the first 10 (the per-host limit) are closed
+    after the 5 s deadline, the rest at once; a registered peer's C-ECHO gets in meanwhile."""
+    held: list[socket.socket] = []
+    started = time.monotonic()
+    try:
+        for _ in range(25):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.2", 0))
+            sock.settimeout(10)
+            sock.connect((LOCAL, env.qr_port))
+            sock.sendall(b"\x01")
+            held.append(sock)
+        echo = subprocess.run(
+            [*peers.require("echoscu").values(), "-aet", "FINDSCU", "-aec", QR_AET, LOCAL,
+             str(env.qr_port)],
+            env=peers.PEER_ENV, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert echo.returncode == 0, echo.stderr
+        deadline = started + 5 + 3
+        for sock in held:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ConnectionResetError):  # closed either way
+                assert sock.recv(1) == b""
+        assert time.monotonic() < deadline
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_one_host_gets_at_most_ten_qr_associations(env: Env) -> None:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(Verification)
+
+    def associate(host: str) -> Any:
+        return ae.associate(LOCAL, env.qr_port, ae_title=QR_AET, bind_address=(host, 0))
+
+    held = [associate("127.0.0.3") for _ in range(10)]
+    try:
+        assert all(a.is_established for a in held)
+        extra = associate("127.0.0.3")
+        assert extra.is_rejected
+        other = associate(LOCAL)  # another host is not affected
+        assert other.is_established
+        other.release()
+    finally:
+        for assoc in held:
+            assoc.release()
+    log = (env.root / "agent.log").read_text()
+    assert "qr: rejected association from 127.0.0.3 (AE 'FINDSCU'): 10 associations" in log
