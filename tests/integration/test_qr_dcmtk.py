@@ -455,6 +455,10 @@ def test_echo_checks_the_qr_service(env: Env) -> None:
 
 
 # -- C-CANCEL ------------------------------------------------------------------------------
+# No C-FIND cancel test: pynetdicom drops any C-CANCEL that arrives before it starts a
+# request's handler, and the handler then writes every pending response without waiting
+# for the peer, so whether a C-FIND cancel lands (Cancel) or not (Success) is timing, not
+# protocol. The handler checks the cancel before each response all the same (scp.py).
 
 
 def test_cancel_during_c_get_stops_between_sub_operations(env: Env) -> None:
@@ -511,6 +515,62 @@ def test_cancel_during_c_get_stops_between_sub_operations(env: Env) -> None:
     assert statuses[-1] == 0xFE00
     assert len(received) == 1
     assert (final.NumberOfCompletedSuboperations, final.NumberOfRemainingSuboperations) == (1, 4)
+
+
+def test_cancel_during_c_move_stops_with_exact_counts(env: Env) -> None:
+    """The move destination (a pynetdicom storage SCP registered as STORESCP) sends the
+    C-CANCEL on the C-MOVE association while it holds the first instance's C-STORE
+    response: the SCP stops before the second sub-operation and its final response is
+    Cancel (0xFE00) with 1 completed, 4 remaining, 0 failed, 0 warning.
+
+    Exact in practice, though the two associations are not ordered: the cancel is on the
+    wire before the store response, and after that response the SCP still sends a pending
+    C-MOVE response and reads the next instance before it checks for a cancel."""
+    from pynetdicom import AE, StoragePresentationContexts, evt
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelMove as Move,
+    )
+
+    study = next(s for s, sops in env.site.studies.items() if len(sops) == 5)
+    received: list[str] = []
+    move_assoc: list[Any] = []
+
+    def on_store(event: evt.Event) -> int:
+        received.append(str(event.dataset.SOPInstanceUID))
+        if len(received) == 1:
+            move_assoc[0].send_c_cancel(3, None, query_model=Move)
+        return 0x0000
+
+    dest = AE(ae_title="STORESCP")
+    dest.supported_contexts = StoragePresentationContexts
+    server = dest.start_server(
+        (LOCAL, env.store_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        ae = AE(ae_title="MOVESCU")
+        ae.add_requested_context(Move)
+        assoc = ae.associate(LOCAL, env.qr_port, ae_title=QR_AET)
+        assert assoc.is_established
+        move_assoc.append(assoc)
+        request = Dataset()
+        request.QueryRetrieveLevel = "STUDY"
+        request.StudyInstanceUID = study
+        try:
+            responses = [st for st, _ in assoc.send_c_move(request, "STORESCP", Move, msg_id=3)]
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    final = responses[-1]
+    assert int(final.Status) == 0xFE00
+    counts = (
+        final.NumberOfCompletedSuboperations,
+        final.NumberOfRemainingSuboperations,
+        final.NumberOfFailedSuboperations,
+        final.NumberOfWarningSuboperations,
+    )
+    assert counts == (1, 4, 0, 0)
+    assert len(received) == 1 and received[0] in env.site.studies[study]
 
 
 # -- Orthanc as the client, and `fwagent qr` alone ------------------------------------------
