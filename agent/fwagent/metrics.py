@@ -15,7 +15,8 @@ in the exposition. Counts are per agent process (they start at zero on each star
     C-STOREs answered with an error status (0xA700 out of resources, 0xC000)
 ``fwagent_refused_associations_total{reason=...}``
     connections refused: ``host`` (not in allowed_hosts), ``host_limit``
-    (push.max_associations_per_host), ``idle`` (no association request within 5 s),
+    (push.max_associations_per_host), ``idle`` (no complete association request within
+    5 s), ``protocol`` (the first PDU is not an association request, or over 64 KiB),
     ``tls`` (handshake failed), ``ae_title`` (not in allowed_calling_aets), ``limit`` (the
     agent's total association limit), ``called_ae``, ``other``
 ``fwagent_uploaded_series_total{placement=..., calling_ae=...}``
