@@ -416,3 +416,28 @@ def captured_request() -> bytes:
     (rq,) = got
     assert rq[0] == 0x01
     return rq
+
+
+@pytest.mark.parametrize(
+    "first_bytes",
+    [
+        b"\x04\x00\x00\x00\x00\x06" + bytes(6),  # a P-DATA-TF before any association
+        b"\x01\x00\x00\x01\x00\x01",  # an A-ASSOCIATE-RQ announcing 64 KiB + 1 bytes
+        b"GET / HTTP/1.1\r\n\r\n",  # not DICOM at all
+    ],
+)
+def test_first_pdu_that_is_no_association_request_is_dropped_at_once(
+    make_agent: Callable[..., Agent], first_bytes: bytes
+) -> None:
+    agent = make_agent()
+    before = refused("protocol")
+    sock = socket.create_connection(("127.0.0.1", agent.config.push.port), timeout=10)
+    try:
+        started = time.monotonic()
+        sock.sendall(first_bytes)
+        with contextlib.suppress(ConnectionResetError):  # closed either way
+            assert sock.recv(1) == b""
+        assert time.monotonic() - started < 2  # not left to the 5 s deadline
+    finally:
+        sock.close()
+    assert refused("protocol") == before + 1
