@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -42,6 +43,7 @@ from tests.support import peers
 from tests.support.dicomgen import SeriesSpec, make_instance, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.polling import wait_until
+from tests.support.tls import make_tls_files
 
 SECOND_HOST = "127.0.0.2"
 SIEMENS_CSA_NON_IMAGE = "1.3.12.2.1107.5.9.1"
@@ -441,3 +443,43 @@ def test_first_pdu_that_is_no_association_request_is_dropped_at_once(
     finally:
         sock.close()
     assert refused("protocol") == before + 1
+
+
+def test_tls_handshake_and_request_share_one_deadline(
+    tmp_path: Path, make_agent: Callable[..., Agent]
+) -> None:
+    """With TLS: a handshake that stops half-way, and a finished handshake followed by half
+    a request, are both closed within the 5 s deadline; a TLS scanner meanwhile sends, its
+    request read by the gate and handed on to pynetdicom intact."""
+    files = make_tls_files(tmp_path / "pki")
+    tls = {
+        "enabled": True,
+        "cert": str(files.server_cert),
+        "key": str(files.server_key),
+        "ca": str(files.ca),
+        "require_client_cert": False,
+    }
+    agent = make_agent(tls=tls)
+    port = agent.config.push.port
+    tls_before, idle_before = refused("tls"), refused("idle")
+    started = time.monotonic()
+    half_hello = socket.create_connection(("127.0.0.1", port), timeout=10)
+    half_hello.sendall(b"\x16\x03\x01")  # the start of a TLS record header
+    client = ssl.create_default_context(cafile=str(files.ca))
+    half_request = client.wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1"
+    )
+    half_request.sendall(b"\x01\x00")
+    try:
+        paths = write_series(tmp_path / "a", SeriesSpec(count=2))
+        sent = peers.storescu(port, paths, extra=["+tla", "+cf", str(files.ca)])
+        assert sent.returncode == 0, sent.stderr
+        for sock in (half_hello, half_request):
+            sock.settimeout(max(0.1, started + 5 + 3 - time.monotonic()))
+            with contextlib.suppress(ConnectionResetError, ssl.SSLError):  # closed either way
+                assert sock.recv(1) == b""
+        assert time.monotonic() < started + 5 + 3
+    finally:
+        half_hello.close()
+        half_request.close()
+    assert (refused("tls") - tls_before, refused("idle") - idle_before) == (1, 1)
