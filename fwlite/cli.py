@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the one key accepted (default $FWLITE_API_KEY or 'fwlite-key')",
     )
     serve.add_argument(
+        "--restricted-key",
+        action="append",
+        default=[],
+        type=restricted_key,
+        metavar="KEY:GROUP",
+        help="another key, that may only read the files of group GROUP (repeatable)",
+    )
+    serve.add_argument(
         "--ticket-lifetime",
         type=seconds,
         default=LIFETIME,
@@ -47,12 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def restricted_key(value: str) -> tuple[str, str]:
+    key, _, group = value.rpartition(":")
+    if not key or not group:
+        raise argparse.ArgumentTypeError(f"expected KEY:GROUP, got {value!r}")
+    return key, group
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fwlite.server import create_app
 
-    app = create_app(args.data, args.api_key, args.ticket_lifetime)
+    restricted = dict(args.restricted_key)
+    app = create_app(args.data, args.api_key, args.ticket_lifetime, restricted)
     print(f"fwlite serving {args.data} on http://{args.host}:{args.port}/api", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

@@ -40,9 +40,15 @@ def invalid_request(exc: RequestValidationError) -> str:
     return f"invalid {where} '{name}': {message}" if name else f"invalid {where}: {message}"
 
 
-def create_app(data_dir: Path, api_key: str, ticket_lifetime: float = LIFETIME) -> FastAPI:
+def create_app(
+    data_dir: Path,
+    api_key: str,
+    ticket_lifetime: float = LIFETIME,
+    restricted: dict[str, str] | None = None,
+) -> FastAPI:
+    """``restricted``: API keys that may read one group only (key -> group id)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    state = State(data_dir, api_key, ticket_lifetime)
+    state = State(data_dir, api_key, ticket_lifetime, restricted)
     app = FastAPI(
         title="fwlite",
         docs_url=None,
@@ -57,7 +63,7 @@ def create_app(data_dir: Path, api_key: str, ticket_lifetime: float = LIFETIME) 
         path = request.url.path
         response: Response
         if (refused := state.refusal(request)) is not None:
-            response = error(401, refused)
+            response = error(*refused)
         elif (status := state.take_fault(path, await fault_body(state.fault, request))) is not None:
             response = error(status, f"fault injected by fwlite for {path}")
         else:

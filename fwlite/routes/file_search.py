@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from fwlite import containers, filters
 from fwlite.models import Paging
@@ -20,10 +20,13 @@ router = APIRouter()
 
 
 @router.get("/api/files")
-async def all_files(paging: Annotated[Paging, Query()], store: StoreDep) -> dict[str, Any]:
+async def all_files(
+    paging: Annotated[Paging, Query()], request: Request, store: StoreDep
+) -> dict[str, Any]:
     """The same paging model as the container finders (``sort``/``skip``/``page`` unused)."""
     cond = filters.compile_filter(paging.filter)
     limit = paging.limit or 0
+    group = getattr(request.state, "fwlite_group", None)  # a restricted key sees its group
     lineages: dict[str, dict[str, str | None]] = {}
     results: list[dict[str, Any]] = []
     for container_id, doc in store.iter_files(paging.after_id or None):
@@ -32,6 +35,8 @@ async def all_files(paging: Annotated[Paging, Query()], store: StoreDep) -> dict
             if parent is None:
                 continue
             lineages[container_id] = store.lineage(parent)
+        if group is not None and lineages[container_id]["group"] != group:
+            continue
         entry = containers.render_file(doc, lineages[container_id])
         if cond(entry):
             results.append(entry)

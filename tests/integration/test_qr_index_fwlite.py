@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fwagent.config import config_from_dict
 from fwagent.qr.service import QRService
 
+from tests.support import peers
 from tests.support.dicomgen import SeriesSpec
 from tests.support.fwlite_server import FwliteServer
 from tests.support.seed import seed_series
@@ -268,3 +270,77 @@ def test_fwagent_qr_starts_and_answers_while_flywheel_is_down(tmp_path: Path) ->
         assert qr_line.startswith("OK") and fw_line.startswith("FAIL"), done.stdout
     finally:
         assert agent_process.stop_agent(proc) == 0, log.read_text()[-2000:]
+
+
+def test_a_key_that_sees_one_group_answers_only_that_groups_studies(tmp_path: Path) -> None:
+    """Queries only return what the API key can see: fwlite's restricted key reads group
+    ``alpha`` only; the Q/R service on that key lists, indexes and answers alpha's study,
+    never beta's, whose files it may not even download."""
+    import flywheel
+
+    from tests.integration.qr_support import QR_AET, findscu
+
+    site = FwliteServer(tmp_path / "fwlite", extra_args=("--restricted-key", "alpha-only:alpha"))
+    site.start()
+    try:
+        fw = site.client()
+        for group in ("alpha", "beta"):
+            fw.add_group({"_id": group, "label": group})
+            fw.add_project({"group": group, "label": "proj"})
+        alpha = SeriesSpec(count=2, patient_id="fw://alpha/proj/s1")
+        beta = SeriesSpec(count=3, patient_id="fw://beta/proj/s2")
+        seed_series(fw, tmp_path, alpha)
+        seed_series(fw, tmp_path, beta)
+        restricted_key = f"127.0.0.1:{site.port}:__force_insecure:alpha-only"
+        port = peers.free_port()
+        config = config_from_dict(
+            {
+                "flywheel": {"api_key": restricted_key},
+                "spool_dir": str(tmp_path / "spool"),
+                "qr": {
+                    "enabled": True,
+                    "ae_title": QR_AET,
+                    "port": port,
+                    "peers": [{"ae_title": "FINDSCU", "host": "127.0.0.1", "port": 104}],
+                },
+            }
+        )
+        service = QRService(config, flywheel.Client(restricted_key))
+        try:
+            report = service.refresher.refresh(full=True)
+            assert report is not None and (report.listed, report.indexed) == (1, 1)
+            service.server.start()
+            found, done, _ = findscu(port, "STUDY", {"StudyInstanceUID": "", "PatientID": ""})
+            assert done.returncode == 0, done.stderr
+            assert [(d.StudyInstanceUID, d.PatientID) for d in found] == [
+                (alpha.study_uid, alpha.patient_id)
+            ]
+        finally:
+            service.stop()
+        # and over HTTP: beta's file is refused to that key, alpha's served, nothing written
+        session = fw.sessions.find_first(f"uid={beta.study_uid}")
+        (acquisition,) = fw.get_session_acquisitions(session.id)
+        (entry,) = fw.get_acquisition(acquisition.id).files
+        url = f"{site.url}/api/acquisitions/{acquisition.id}/files/{quote(entry.name)}"
+        assert http(url, "alpha-only") == (403, "group 'alpha' only")
+        assert http(f"{site.url}/api/sessions/{session.id}", "alpha-only", "PUT")[0] == 403
+        assert http(f"{site.url}/api/files", "wrong-key")[0] == 401
+    finally:
+        site.stop()
+
+
+def http(url: str, key: str, method: str = "GET") -> tuple[int, str]:
+    """(status, the part of fwlite's refusal message that names the group, or "")."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = b"{}" if method == "PUT" else None
+    request = urllib.request.Request(url, data=body, method=method)
+    request.add_header("Authorization", f"scitran-user {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        message = json.loads(exc.read() or b"{}").get("message", "")
+        return exc.code, "group 'alpha' only" if "group 'alpha' only" in message else message
