@@ -129,22 +129,23 @@ class GatedServer(dimse.Server):
             return None
         calling = rq[26:42].decode("ascii", "replace").strip()
         if self.allowed_hosts and host not in self.allowed_hosts:
-            _refuse(sock, rq, REJECT_HOST)
+            # counted and logged before the answer goes out: a peer that reads it may look
             log.warning(
                 "%srejected association from %s (AE %r): host not in allowed_hosts",
                 self.log_prefix, host, calling,
             )  # fmt: skip
             metrics.REFUSED.labels(reason="host").inc()
+            _refuse(sock, rq, REJECT_HOST)
             _close(sock)
             return None
         active = self._active_from(host)
         if active >= self.max_per_host:
-            _refuse(sock, rq, REJECT_LIMIT)
             log.warning(
                 "%srejected association from %s (AE %r): %d associations already open from"
                 " this host (%s)", self.log_prefix, host, calling, active, self.limit_setting,
             )  # fmt: skip
             metrics.REFUSED.labels(reason="host_limit").inc()
+            _refuse(sock, rq, REJECT_LIMIT)
             _close(sock)
             return None
         sock.settimeout(None)
