@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import IO, Any
 
-from . import metrics
+from . import chunked, durable, metrics
 from .config import AgentConfig
 from .db import redact
 from .deid.service import Deidentifier
@@ -60,6 +60,11 @@ class Agent:
             self.deid.start()  # a bad profile stops here (ProfileError)
             self.deid.recover(self.state.instances())
             on_stored = self.deid.on_stored  # de-identify as instances arrive
+        # received datasets stream into spool/tmp (this process's temporary folder from
+        # now on: same file system as the spool, never /tmp), and the spool's own folders
+        # are durable before anything is acknowledged in them
+        chunked.receive_into(self.spool.tmp)
+        durable.make_dirs_durable(self.spool.root, self.spool.instances, self.spool.tmp)
         found = recover_spool(self.spool, self.state)
         if any(found.values()):
             log.info(

@@ -5,6 +5,7 @@ length, a sequence or encapsulated pixel data without its delimiter) is not a wh
 however well its header parses::
 
     reason = incomplete(raw, transfer_syntax)   # None when whole, else why not
+    reason = incomplete_file(path, offset, transfer_syntax, scratch)   # same, from a file
 
 Handles explicit and implicit VR, little and big endian, deflate, sequences and items of
 defined and undefined length (PS3.5 7.5), encapsulated pixel data (PS3.5 A.4), and data
@@ -13,8 +14,12 @@ sent as implicit VR under an explicit VR transfer syntax (as pydicom tolerates).
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 import zlib
+from pathlib import Path
+from typing import Any
 
 from pydicom.uid import UID
 
@@ -42,27 +47,59 @@ def incomplete(raw: bytes, transfer_syntax: str) -> str | None:
             return f"deflated dataset cannot be inflated: {exc}"
         if not inflater.eof:
             return "deflated dataset ends before its end-of-stream marker"
+    return _walk(bytes(data), 0, ts.is_implicit_VR, ts.is_little_endian)
+
+
+def incomplete_file(
+    path: Path, offset: int, transfer_syntax: str, scratch: Path | None = None
+) -> str | None:
+    """:func:`incomplete` for the dataset at ``offset`` of the file ``path``, reading only
+    element headers (the file is mapped, values are skipped, so memory stays flat whatever
+    its size). A deflated dataset is inflated to ``scratch`` (a file path) first."""
+    ts = UID(transfer_syntax)
+    if ts.is_deflated:
+        from .chunked import inflate
+
+        if scratch is None:
+            raise ValueError("a deflated dataset needs a scratch file")
+        try:
+            reason = inflate(path, offset, scratch)
+            return reason or incomplete_file(scratch, 0, "1.2.840.10008.1.2.1")
+        finally:
+            scratch.unlink(missing_ok=True)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size <= offset:
+            return None  # an empty dataset: nothing started, nothing cut short
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _walk(data, offset, ts.is_implicit_VR, ts.is_little_endian)
+
+
+def _walk(data: Any, start: int, implicit: bool, little: bool) -> str | None:
     try:
-        _Walker(bytes(data), ts.is_implicit_VR, ts.is_little_endian).walk()
+        _Walker(data, implicit, little, start).walk()
     except Incomplete as exc:
         return str(exc)
     return None
 
 
 class _Walker:
-    def __init__(self, data: bytes, implicit: bool, little: bool) -> None:
+    """Walks ``data`` (bytes or a read-only mapped file) from ``start`` to its end."""
+
+    def __init__(self, data: Any, implicit: bool, little: bool, start: int = 0) -> None:
         self.data = data
+        self.start = start
         self.end = len(data)
         self.little = little
         self.implicit = implicit
         self.u16 = struct.Struct("<H" if little else ">H")
         self.u32 = struct.Struct("<I" if little else ">I")
-        if not implicit and self.end >= 6 and not _is_vr(data[4:6]):
+        if not implicit and self.end - start >= 6 and not _is_vr(data[start + 4 : start + 6]):
             self.implicit = True  # implicit VR sent under an explicit VR syntax
 
     def walk(self) -> None:
-        pos = self.elements(0, self.end, stop=None)
-        rest = self.data[pos:]
+        pos = self.elements(self.start, self.end, stop=None)
+        rest = self.data[pos:]  # fewer than 8 bytes
         if rest.strip(b"\x00"):  # a few trailing NULs are padding, anything else is cut off
             raise Incomplete(f"dataset ends inside an element header at byte {pos}")
 

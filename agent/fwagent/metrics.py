@@ -19,6 +19,12 @@ in the exposition. Counts are per agent process (they start at zero on each star
     5 s), ``protocol`` (the first PDU is not an association request, or over 64 KiB),
     ``tls`` (handshake failed), ``ae_title`` (not in allowed_calling_aets), ``limit`` (the
     agent's total association limit), ``called_ae``, ``other``
+``fwagent_fsyncs_total{kind="file"|"directory"}``
+    fsyncs made before acknowledging instances: each file once, each spool directory once
+    per group commit (concurrent associations share them)
+``fwagent_state_commits_total``
+    durable state commits of received instances (one per group of instances acknowledged
+    together); ``fwagent_received_instances_total`` over this is the group size
 ``fwagent_uploaded_series_total{placement=..., calling_ae=...}``
     series (acquisitions) uploaded and confirmed by Flywheel
 ``fwagent_uploaded_instances_total``
@@ -57,6 +63,10 @@ DROPPED = Counter("fwagent_dropped_instances", "Instances dropped: carry the dic
 QUARANTINED = Counter("fwagent_quarantined_instances", "Instances quarantined as unreadable")
 RECEIVE_ERRORS = Counter("fwagent_receive_errors", "C-STORE answered with an error status")
 REFUSED = Counter("fwagent_refused_associations", "Connections refused", ["reason"])
+FSYNCS = Counter("fwagent_fsyncs", "fsyncs made before acknowledging instances", ["kind"])
+STATE_COMMITS = Counter(
+    "fwagent_state_commits", "Durable state commits of received instances (group commits)"
+)
 UPLOADED = Counter(
     "fwagent_uploaded_series", "Series uploaded to Flywheel", ["placement", "calling_ae"]
 )

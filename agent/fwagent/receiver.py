@@ -12,11 +12,13 @@ Every storage SOP class is accepted, standard, retired or private (pynetdicom's
 unrestricted storage service), in every transfer syntax; other services (C-ECHO aside) are
 refused at negotiation. Who may connect is checked first (:mod:`fwagent.connections`).
 
-For each instance: the bytes as they arrived (dataset unchanged, File Meta added from the
-dataset's own SOP Class/Instance UIDs) go to a temporary file, are renamed into
-``spool/instances/<series>/<sop>.dcm`` (a duplicate SOP instance replaces the earlier copy),
-the row is committed to SQLite, and only then is 0x0000 answered (0xB007 when the dataset's
-SOP class differs from the one the C-STORE named). Below the free-space floor: 0xA700 (Out
+For each instance: the bytes as they arrive (dataset unchanged) stream into a file in
+``spool/tmp`` (:mod:`fwagent.chunked`; its File Meta is rewritten from the dataset's own
+SOP Class/Instance UIDs when the command said otherwise); the file is fsynced, renamed into
+``spool/instances/<sop>.dcm`` (a duplicate SOP instance replaces the earlier copy), the
+folder fsynced and the row committed durably (:mod:`fwagent.durable`, group commit), and
+only then is 0x0000 answered (0xB007 when the dataset's SOP class differs from the one the
+C-STORE named). Below the free-space floor: 0xA700 (Out
 of Resources). A dataset that cannot be parsed, is cut short (:mod:`fwagent.completeness`)
 or lacks the SOP Instance, Series or Study Instance UID Flywheel needs is kept in
 ``spool/quarantine`` with its reason and answered 0xC000 (the association carries on).
@@ -28,25 +30,26 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from fwmapping import SentTag, dimse, is_sent_by_flywheel
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from . import metrics
-from .completeness import incomplete
+from . import chunked, metrics, pdu
+from .completeness import incomplete_file
 from .config import TlsConfig
 from .connections import GatedServer
 from .dicomfile import (
     acquisition_key,
     encode_file_meta,
     header_text,
-    parse_header,
     series_description,
 )
+from .durable import Committer, fsync_file
 from .spool import Spool
 from .state import State
 from .tls import server_ssl_context
@@ -84,6 +87,8 @@ class StorageSCP:
         self.on_stored = on_stored
         self._server: GatedServer | None = None
         self.ae: dimse.AE | None = None
+        self.committer = Committer(state)  # group commit (fwagent.durable)
+        self._swept = 0.0
 
     @property
     def port(self) -> int | None:
@@ -103,8 +108,9 @@ class StorageSCP:
     ) -> None:
         # any storage SOP class, private ones included, as storage (process-wide)
         dimse.allow_unrestricted_storage()
+        chunked.enable()  # datasets stream to a file, never whole in memory
         ae = dimse.AE(ae_title=ae_title)
-        ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
+        ae.maximum_pdu_size = pdu.MAX_PDU  # bounded, and enforced (fwagent.pdu)
         ae.network_timeout = 120
         ae.dimse_timeout = 120
         ae.acse_timeout = 30
@@ -115,6 +121,8 @@ class StorageSCP:
         ae.require_calling_aet = [a for a in allowed_calling_aets if a]
         handlers: list[Any] = [
             (dimse.evt.EVT_CONN_OPEN, dimse.on_open_fast),  # Nagle off, shorter idle sleeps
+            (dimse.evt.EVT_CONN_OPEN, pdu.on_open_guard),  # no PDU over our maximum
+            (dimse.evt.EVT_CONN_CLOSE, self._on_conn_close),
             self.store_handler(),
             (dimse.evt.EVT_C_ECHO, self._on_echo),
             (dimse.evt.EVT_REJECTED, self._on_rejected),
@@ -142,6 +150,7 @@ class StorageSCP:
             dimse.stop(self.ae, self._server)  # aborts open associations, closes the socket
             self.ae = None
         self._server = None
+        self.committer.stop()
 
     def store_handler(self) -> tuple[Any, Callable[[dimse.Event], int]]:
         """The (EVT_C_STORE, handler) pair storing into this SCP's spool: the pull side's
@@ -152,6 +161,13 @@ class StorageSCP:
 
     def _on_echo(self, event: dimse.Event) -> int:
         return SUCCESS
+
+    def _on_conn_close(self, event: dimse.Event) -> None:
+        """Now and then: partial received files of associations that broke off."""
+        now = time.monotonic()
+        if now - self._swept > 60:
+            self._swept = now
+            chunked.sweep_stale(self.spool.tmp)
 
     def _on_rejected(self, event: dimse.Event) -> None:
         calling = event.assoc.requestor.ae_title
@@ -182,21 +198,47 @@ class StorageSCP:
             metrics.RECEIVE_ERRORS.inc()
             return OUT_OF_RESOURCES
         request = cast(dimse.C_STORE, event.request)
-        raw = request.DataSet.getvalue()  # type: ignore[union-attr]
         received = Received(
-            raw=raw,
             transfer_syntax=str(event.context.transfer_syntax),
             command_class=str(request.AffectedSOPClassUID or "").strip(),
             command_instance=str(request.AffectedSOPInstanceUID or "").strip(),
             context_class=str(event.context.abstract_syntax or "").strip(),
             calling=event.assoc.requestor.ae_title,
         )
+        # the dataset as it arrived, in a file in spool/tmp (fwagent.chunked)
+        received.path = chunked.received_file(event, self.spool.tmp, received.file_meta())
         try:
-            header = parse_header(raw, UID(received.transfer_syntax))
+            return self._store_file(received)
+        finally:
+            if received.path is not None:  # not renamed into the spool: never acknowledged
+                received.path.unlink(missing_ok=True)
+
+    def _store_file(self, received: Received) -> int:
+        path = cast(Path, received.path)
+        deflated = UID(received.transfer_syntax).is_deflated
+        reason: str | None = None
+        try:
+            with open(path, "rb") as fh:
+                received.offset = chunked.dataset_offset(fh)
+            received.size = path.stat().st_size - received.offset
+            if deflated:  # inflated to a scratch file, never in memory
+                scratch = self.spool.temp_path()
+                try:
+                    reason = chunked.inflate(path, received.offset, scratch)
+                    if reason:
+                        return self._quarantine(received, reason)
+                    header = chunked.read_deflated_header(scratch)
+                    reason = incomplete_file(scratch, 0, ExplicitVRLittleEndian)
+                finally:
+                    scratch.unlink(missing_ok=True)
+            else:
+                header = chunked.read_header(path, received.offset, received.transfer_syntax)
         except Exception as exc:  # noqa: BLE001 - any parse failure means quarantine
             return self._quarantine(received, f"unreadable dataset: {exc}")
         received.read_uids(header)
-        reason = incomplete(raw, received.transfer_syntax) or received.missing_uids()
+        if not deflated:
+            reason = incomplete_file(path, received.offset, received.transfer_syntax)
+        reason = reason or received.missing_uids()
         if reason:
             return self._quarantine(received, reason)
         if self._is_sent(header):
@@ -205,31 +247,52 @@ class StorageSCP:
             log.info("dropped %s: carries the dicom-send tag (no re-ingest)", received.sop_uid)
             return SUCCESS
         status = received.check_command()
+        self._own_meta(received)
         dest = self.spool.instance_path(received.series_uid, received.sop_uid)
-        tmp = self._write(received)
-        os.replace(tmp, dest)
         scanner = self.calling_ae or received.calling
-        previous = self.state.record_instance(
-            received.sop_uid,
-            received.series_uid,
-            received.study_uid,
-            dest,
-            len(raw),
-            calling_aet=scanner,
-            source=self.source,
-            acq_uid=acquisition_key(header),
-            description=series_description(header),
+        acq_uid, description = acquisition_key(header), series_description(header)
+        # durable before 0x0000: file fsynced, renamed, its folder fsynced and the row
+        # committed (the last two shared with concurrent associations: fwagent.durable)
+        ready = cast(Path, received.path)
+        fsync_file(ready)
+        os.replace(ready, dest)
+        received.path = None
+        previous = self.committer.commit(
+            dest.parent,
+            lambda: self.state.record_instance(
+                received.sop_uid,
+                received.series_uid,
+                received.study_uid,
+                dest,
+                received.size,
+                calling_aet=scanner,
+                source=self.source,
+                acq_uid=acq_uid,
+                description=description,
+            ),
         )
-        if previous and self.spool.holds(previous):
-            Path(previous).unlink(missing_ok=True)
+        if previous:
+            self.spool.remove([previous])
         metrics.RECEIVED.labels(source=self.source, calling_ae=metrics.scanner(scanner)).inc()
         if self.on_stored is not None:
             self.on_stored(received.series_uid, received.sop_uid)
         return status
 
-    def _write(self, received: Received) -> Path:
-        """The instance as a PS3.10 file (File Meta + the dataset as received) in tmp."""
-        return self.spool.write_temp(received.file_meta(), received.raw)
+    def _own_meta(self, received: Received) -> None:
+        """File Meta from the dataset's own SOP Class/Instance UIDs: rewrite the file when
+        the one it has (built from the command) says otherwise (rare: a streamed copy)."""
+        path = cast(Path, received.path)
+        meta_class, meta_instance = chunked.file_meta_uids(path)
+        if (meta_class, meta_instance) == (
+            received.sop_class or meta_class,
+            received.sop_uid or meta_instance,
+        ):
+            return
+        fixed = self.spool.temp_path()
+        chunked.replace_meta(path, received.offset, received.file_meta(), fixed)
+        path.unlink(missing_ok=True)
+        received.path = fixed
+        received.offset = len(received.file_meta())
 
     def _is_sent(self, header: Dataset) -> bool:
         return is_sent_by_flywheel(header, self.sent_tag)
@@ -237,7 +300,8 @@ class StorageSCP:
     def _quarantine(self, received: Received, reason: str) -> int:
         sop_uid = received.sop_uid or received.command_instance
         dest = self.spool.quarantine_path(sop_uid)
-        os.replace(self._write(received), dest)
+        os.replace(cast(Path, received.path), dest)
+        received.path = None
         self.state.quarantine(dest, reason, series_uid=received.series_uid, sop_uid=sop_uid)
         metrics.QUARANTINED.inc()
         metrics.RECEIVE_ERRORS.inc()
@@ -248,18 +312,20 @@ class StorageSCP:
 
 
 class Received:
-    """One C-STORE: the dataset bytes and what the command and the dataset say it is."""
+    """One C-STORE: the file holding its dataset and what the command and the dataset
+    say it is."""
 
     def __init__(
         self,
-        raw: bytes,
         transfer_syntax: str,
         command_class: str,
         command_instance: str,
         context_class: str,
         calling: str,
     ) -> None:
-        self.raw = raw
+        self.path: Path | None = None  # the file in spool/tmp until renamed into the spool
+        self.offset = 0  # where the dataset starts in it
+        self.size = 0  # the dataset's bytes
         self.transfer_syntax = transfer_syntax
         self.command_class = command_class
         self.command_instance = command_instance

@@ -2,8 +2,11 @@
 
 Layout under ``spool_dir``::
 
-    instances/<series>/<sop>.dcm   acknowledged instances (each has a row in state)
-    tmp/<random>.part              an instance being written (renamed into instances/)
+    instances/<sop>.dcm            acknowledged instances (each has a row in state); one
+                                   folder for every series, so concurrent associations
+                                   share its fsync (fwagent.durable); spools from before
+                                   keep instances/<series>/<sop>.dcm until uploaded
+    tmp/tmpXXXX.dcm, <random>.part an instance being received (renamed into instances/)
     quarantine/<sop>.<random>.dcm  what could not be placed, kept with its reason in state
     work/<series>/                 zips being built for an upload
 
@@ -46,17 +49,15 @@ class Spool:
         self.work = self.root / "work"
         for path in (self.instances, self.tmp, self.quarantine, self.work):
             path.mkdir(parents=True, exist_ok=True)
-
-    def series_dir(self, series_uid: str) -> Path:
-        path = inside(self.instances, safe_component(series_uid))
-        path.mkdir(exist_ok=True)
-        return path
+        self._instances_real = Path(os.path.realpath(self.instances))
 
     def instance_path(self, series_uid: str, sop_uid: str) -> Path:
-        # the series folder is proven inside the spool; a safe component is one plain name
-        # (never "..", no separator), and os.replace renames over a link rather than
-        # through it, so the file needs no second proof (each costs a realpath per call)
-        return self.series_dir(series_uid) / safe_component(sop_uid, ".dcm")
+        """``instances/<sop>.dcm`` (SOP Instance UIDs are unique across series; a
+        duplicate replaces its earlier copy). ``series_uid`` is not part of the path."""
+        # a safe component is one plain name (never "..", no separator), and os.replace
+        # renames over a link rather than through it: the instances folder, resolved once,
+        # is the only proof needed (each costs a realpath per call)
+        return self._instances_real / safe_component(sop_uid, ".dcm")
 
     def work_dir(self, series_uid: str) -> Path:
         """The series' folder under ``work`` (never ``work`` itself or anything above)."""
@@ -103,11 +104,13 @@ class Spool:
                 Path(path).unlink(missing_ok=True)
 
     def clean_tmp(self) -> int:
-        """Remove partial files left by a kill (they were never acknowledged)."""
+        """Remove partial files left by a kill (they were never acknowledged): ours and
+        pynetdicom's chunked receive files (fwagent.chunked)."""
         count = 0
-        for path in self.tmp.glob("*.part"):
-            path.unlink(missing_ok=True)
-            count += 1
+        for path in self.tmp.iterdir():
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+                count += 1
         return count
 
     def free_bytes(self) -> int:
@@ -161,8 +164,8 @@ def recover_spool(spool: Spool, state: State) -> dict[str, int]:
     min_age = SHARED_ORPHAN_AGE if state.shared else 0.0
     now = time.time()
     partial = 0
-    for path in spool.tmp.glob("*.part"):
-        if _old(path, min_age, now):
+    for path in spool.tmp.iterdir():  # ours (.part) and pynetdicom's chunked receive files
+        if (path.is_file() or path.is_symlink()) and _old(path, min_age, now):
             path.unlink(missing_ok=True)
             partial += 1
     leased = {spool.work_dir(uid).name for uid in state.leased()} if state.shared else set()
@@ -177,8 +180,13 @@ def recover_spool(spool: Spool, state: State) -> dict[str, int]:
         work += 1
     known = {row.path for row in state.instances()}
     orphans = 0
-    for path in spool.instances.glob("*/*.dcm"):
-        if str(path) not in known and _old(path, min_age, now):
+    for path in spool.instances.rglob("*.dcm"):  # flat, and series folders of older spools
+        # rows hold resolved paths; the spool_dir given may run through a link
+        if (
+            str(path) not in known
+            and os.path.realpath(path) not in known
+            and _old(path, min_age, now)
+        ):
             path.unlink(missing_ok=True)
             orphans += 1
     for directory in spool.instances.iterdir():

@@ -2,8 +2,8 @@
 are in which state, what was quarantined.
 
 A row in ``instances`` exists only after the file is complete on disk; the receiver
-answers success only after the row is committed. WAL with ``synchronous=NORMAL`` survives
-``kill -9`` of the process (only an OS crash can lose the last commits).
+answers success only after the row is committed. WAL with ``synchronous=FULL``: a commit
+survives ``kill -9`` and a power cut (:mod:`fwagent.durable`; PostgreSQL commits durably).
 
 Series states::
 
@@ -296,6 +296,7 @@ class State:
         where = redact(url) or str(path)
         self._pool = Pool(url, path, lambda db: migrate(db, where))
         self._activity_pruned_hour = -1
+        self._batch = threading.local()  # .db: the transaction of batch() in this thread
 
     @property
     def shared(self) -> bool:
@@ -307,14 +308,35 @@ class State:
 
     @contextmanager
     def _tx(self) -> Iterator[Database]:
-        """One transaction on a connection of the pool (threads get their own)."""
+        """One transaction on a connection of the pool (threads get their own); inside
+        :meth:`batch`, that batch's transaction."""
+        current = getattr(self._batch, "db", None)
+        if current is not None:
+            yield current
+            return
         with self._pool.transaction() as db:
             yield db
 
     @contextmanager
     def _read(self) -> Iterator[Database]:
+        current = getattr(self._batch, "db", None)
+        if current is not None:
+            yield current
+            return
         with self._pool.read() as db:
             yield db
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes of this thread that commit together, in one durable commit at the end
+        (the receiver's group commit: one WAL sync for the instances of several
+        associations)."""
+        with self._pool.transaction() as db:
+            self._batch.db = db
+            try:
+                yield
+            finally:
+                self._batch.db = None
 
     # ---- receiving -------------------------------------------------------------------
 

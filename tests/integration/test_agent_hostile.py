@@ -141,7 +141,7 @@ def test_dot_and_path_series_uids_never_touch_the_spool(
     }
     assert agent.state.count_by_state()["uploaded"] == len(specs)
     assert agent.state.failures() == [] and agent.state.quarantined() == []
-    assert list(agent.spool.instances.glob("*/*.dcm")) == []
+    assert list(agent.spool.instances.rglob("*.dcm")) == []
     # later instances are still acknowledged (the state survived)
     late = write_series(tmp_path / "late", SeriesSpec(count=1, patient_id="fw://unknown/x/l"))
     assert peers.storescu(agent.config.push.port, late).returncode == 0

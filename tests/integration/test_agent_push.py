@@ -125,7 +125,7 @@ def test_storescu_routing_mix_lands_where_the_rules_say(
     counts = agent.state.count_by_state()
     assert counts["uploaded"] == 4 and counts["opted_out"] == 1
     assert agent.state.queue_depth() == 0
-    assert list(agent.spool.instances.glob("*/*.dcm")) == []  # spool freed (incl. opt-out)
+    assert list(agent.spool.instances.rglob("*.dcm")) == []  # spool freed (incl. opt-out)
     # provenance: the routing object is kept on the session
     routed = fw.sessions.find_first("label=baseline")
     routing = fw.get_session(routed.id).info["fwagent"]["routing"]
@@ -243,7 +243,7 @@ def test_out_of_resources_below_free_space_floor(
     assert result.stderr.count("Received Store Response (Refused: OutOfResources)") == 2
     assert "Received Store Response (Success)" not in result.stderr
     assert agent.state.queue_depth() == 0
-    assert list(agent.spool.instances.glob("*/*.dcm")) == []
+    assert list(agent.spool.instances.rglob("*.dcm")) == []
 
 
 def test_flywheel_outage_waits_and_resumes(

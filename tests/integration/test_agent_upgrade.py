@@ -79,7 +79,7 @@ def test_old_spool_is_migrated_and_every_instance_uploaded(
         for acquisition in fw.get_session_acquisitions(session.id):
             uploaded[acquisition.uid] = len(zip_members(fw, acquisition.id))
     assert uploaded == {SERIES + suffix: count for suffix, count in WAITING.items()}
-    assert list((tmp_path / "spool" / "instances").glob("*/*.dcm")) == []
+    assert list((tmp_path / "spool" / "instances").rglob("*.dcm")) == []
 
 
 def test_state_from_a_newer_release_is_refused_with_one_line(

@@ -105,3 +105,30 @@ def write_series(out_dir: Path, spec: SeriesSpec | None = None, **overrides: obj
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def write_large_instance(path: Path, frames: int, rows: int = 512, cols: int = 512) -> Path:
+    """One multi-frame 16-bit instance of ``frames`` x ``rows`` x ``cols`` pixels, written
+    as it goes (never whole in memory): the header by pydicom, then the Pixel Data element
+    header and the frames (a repeating 16 KiB random block, each frame stamped with its
+    number, so no two frames are equal and a shifted byte changes the hash)."""
+    import struct
+
+    spec = SeriesSpec(count=1, rows=rows, cols=cols, series_description="Large multi-frame")
+    ds = make_instance(spec, 0)
+    del ds.PixelData
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = (
+        "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
+    )
+    ds.NumberOfFrames = frames
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.save_as(path, enforce_file_format=True)
+    frame_bytes = rows * cols * 2
+    block = np.random.default_rng(7).integers(0, 256, 16384, dtype=np.uint8).tobytes()
+    frame = (block * (frame_bytes // len(block) + 1))[:frame_bytes]
+    with open(path, "ab") as fh:
+        fh.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, frames * frame_bytes))
+        for number in range(frames):
+            fh.write(struct.pack("<I", number) + frame[4:])
+    return path
