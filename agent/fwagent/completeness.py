@@ -101,7 +101,7 @@ class _Walker:
         pos = self.elements(self.start, self.end, stop=None)
         rest = self.data[pos:]  # fewer than 8 bytes
         if rest.strip(b"\x00"):  # a few trailing NULs are padding, anything else is cut off
-            raise Incomplete(f"dataset ends inside an element header at byte {pos}")
+            raise Incomplete(f"dataset ends inside an element header at byte {pos - self.start}")
 
     def tag(self, pos: int) -> int:
         group = self.u16.unpack_from(self.data, pos)[0]
@@ -122,7 +122,7 @@ class _Walker:
             pos = self.element(pos, end, tag)
         if stop is not None:
             raise Incomplete(
-                f"dataset ends before the delimiter of an item or sequence (byte {pos})"
+                f"dataset ends before the delimiter of an item or sequence (byte {pos - self.start})"
             )
         return pos
 
@@ -166,7 +166,9 @@ class _Walker:
             if tag == SEQUENCE_END:
                 return pos
             if tag != ITEM:
-                raise Incomplete(f"element {_tag(owner)}: expected an item at byte {pos - 8}")
+                raise Incomplete(
+                    f"element {_tag(owner)}: expected an item at byte {pos - 8 - self.start}"
+                )
             if length == UNDEFINED:
                 pos = self.elements(pos, end, stop=ITEM_END)
             elif pos + length > end:

@@ -18,7 +18,8 @@ in the exposition. Counts are per agent process (they start at zero on each star
     (push.max_associations_per_host), ``idle`` (no complete association request within
     5 s), ``protocol`` (the first PDU is not an association request, or over 64 KiB),
     ``tls`` (handshake failed), ``ae_title`` (not in allowed_calling_aets), ``limit`` (the
-    agent's total association limit), ``called_ae``, ``other``
+    agent's total association limit), ``called_ae``, ``pdu_size`` (a PDU longer than
+    our maximum: aborted before it is read), ``other``
 ``fwagent_fsyncs_total{kind="file"|"directory"}``
     fsyncs made before acknowledging instances: each file once, each spool directory once
     per group commit (concurrent associations share them)

@@ -14,7 +14,7 @@ import struct
 import subprocess
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import pydicom
 import pytest
@@ -39,7 +39,7 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc status")
 
 
-def dataset_sha256(fh: BinaryIO) -> tuple[str, int]:
+def dataset_sha256(fh: IO[bytes]) -> tuple[str, int]:
     """SHA-256 and size of a PS3.10 file's dataset (everything after its File Meta), read
     sequentially (works on a zip member)."""
     head = fh.read(132)
@@ -139,7 +139,8 @@ def test_pdu_over_our_maximum_is_aborted_unread(tmp_path: Path) -> None:
         assert assoc.acceptor.maximum_length is not None
         assert 0 < assoc.acceptor.maximum_length <= 1 * MB  # bounded, announced
         before = peak_rss_mb(proc.pid)
-        raw: socket.socket = assoc.dul.socket.socket  # type: ignore[union-attr]
+        assert assoc.dul.socket is not None and assoc.dul.socket.socket is not None
+        raw: socket.socket = assoc.dul.socket.socket
         declared = 512 * MB
         chunk = b"\x00" * MB
         sent = 0

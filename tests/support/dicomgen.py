@@ -14,6 +14,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     ExplicitVRLittleEndian,
     MRImageStorage,
     generate_uid,
@@ -117,9 +118,8 @@ def write_large_instance(path: Path, frames: int, rows: int = 512, cols: int = 5
     spec = SeriesSpec(count=1, rows=rows, cols=cols, series_description="Large multi-frame")
     ds = make_instance(spec, 0)
     del ds.PixelData
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = (
-        "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
-    )
+    # Multi-frame Grayscale Word Secondary Capture
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7.3")
     ds.NumberOfFrames = frames
     ds.BitsStored = 16
     ds.HighBit = 15

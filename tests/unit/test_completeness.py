@@ -158,3 +158,58 @@ def test_pydicom_samples_whole_ones_pass_truncated_ones_are_found() -> None:
             assert reason is None, (path.name, reason)
             checked += 1
     assert checked > 50
+
+
+def _as_file(tmp_path: Path, raw: bytes, name: str = "received.dcm") -> tuple[Path, int]:
+    """``raw`` behind a 132-byte preamble and a File Meta, as the receiver spools it."""
+    from fwagent.chunked import dataset_offset
+    from fwagent.receiver import encode_file_meta
+
+    path = tmp_path / name
+    path.write_bytes(encode_file_meta("1.2.3", "1.2.3.4", ExplicitVRLittleEndian, "AE") + raw)
+    with path.open("rb") as fh:
+        return path, dataset_offset(fh)
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES)
+def test_the_file_check_agrees_with_the_bytes_check_at_every_cut(
+    syntax: str, tmp_path: Path
+) -> None:
+    """incomplete_file (mapped file, from the dataset's offset) says what incomplete says,
+    whole and cut anywhere; a deflated one is inflated to the scratch file, then removed."""
+    from fwagent.completeness import incomplete_file
+
+    raw = encode(nested_instance(), syntax, undefined_lengths=True)
+    scratch = tmp_path / "scratch"
+    for cut in [len(raw), *range(1, len(raw), 13)]:
+        path, offset = _as_file(tmp_path, raw[:cut])
+        assert incomplete_file(path, offset, syntax, scratch) == incomplete(raw[:cut], syntax)
+        assert not scratch.exists()
+
+
+def test_the_file_check_reads_headers_only(tmp_path: Path) -> None:
+    """A 64 MiB Pixel Data is skipped by its length, not read: the check of the whole
+    file and of one cut 1 byte short both come back fast and right."""
+    import time
+
+    from fwagent.completeness import incomplete_file
+
+    ds = make_instance(SeriesSpec(rows=8, cols=8), 0)
+    raw = encode(ds, ExplicitVRLittleEndian)
+    head = raw[: raw.index(b"\xe0\x7f\x10\x00")]
+    big = 64 << 20
+    pixels = b"\xe0\x7f\x10\x00OW\x00\x00" + big.to_bytes(4, "little")
+    path = tmp_path / "big.dcm"
+    small, offset = _as_file(tmp_path, head + pixels)
+    with small.open("rb") as src, path.open("wb") as out:
+        out.write(src.read())
+        out.truncate(out.tell() + big)
+    started = time.perf_counter()
+    assert incomplete_file(path, offset, ExplicitVRLittleEndian) is None
+    with path.open("r+b") as out:
+        out.truncate(path.stat().st_size - 1)
+    reason = incomplete_file(path, offset, ExplicitVRLittleEndian)
+    assert (
+        reason == f"element (7FE0,0010) declares {big} bytes but only {big - 1} follow (truncated)"
+    )
+    assert time.perf_counter() - started < 1.0

@@ -12,6 +12,7 @@ from typing import Any
 from fwmapping import dimse
 from fwmapping.dimse import AE, Association
 
+from fwagent import pdu
 from fwagent.config import PullConfig
 from fwagent.tls import client_ssl_context
 
@@ -53,7 +54,12 @@ def associate(
     ext_neg: list[Any] | None = None,
 ) -> Iterator[Association]:
     """One association to the configured peer, released (or aborted) on exit."""
-    evt_handlers: list[Any] = [(dimse.evt.EVT_CONN_OPEN, dimse.on_open_nodelay), *(handlers or [])]
+    evt_handlers: list[Any] = [
+        (dimse.evt.EVT_CONN_OPEN, dimse.on_open_nodelay),
+        # no PDU over our maximum (C-GET brings the images back on this association)
+        (dimse.evt.EVT_CONN_OPEN, pdu.on_open_guard),
+        *(handlers or []),
+    ]
     assoc = ae.associate(
         pull.peer.host,
         pull.peer.port,
@@ -84,6 +90,7 @@ def associate(
 def new_ae(pull: PullConfig, timeout: float = 30.0) -> AE:
     """Our SCU application entity (AE title ``pull.ae_title``)."""
     ae = AE(ae_title=pull.ae_title)
+    ae.maximum_pdu_size = pdu.MAX_PDU  # bounded and enforced, as for the receiver
     ae.acse_timeout = timeout
     ae.dimse_timeout = timeout
     ae.network_timeout = timeout
