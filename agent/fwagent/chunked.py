@@ -127,6 +127,7 @@ def read_header(path: Path, offset: int, transfer_syntax: str) -> Dataset:
         )
     # deferred values are read again from this file if asked for (only before the rename)
     header.filename = str(path)
+    header.buffer = None
     header.fileobj_type = open
     header.timestamp = os.stat(path).st_mtime
     return header

@@ -21,11 +21,12 @@ def test_waiting_instances_share_one_commit_and_each_gets_its_result(tmp_path: P
     committer = Committer(state)
     folder = tmp_path / "instances"
     folder.mkdir()
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
     results: dict[int, object] = {}
 
     def record(i: int) -> str | None:
         if i == 0:  # the first commit holds on until the others are all waiting
+            entered.set()
             release.wait(10)
         return state.record_instance(f"1.2.{i}", "1.2", "1.1", folder / f"{i}.dcm", 10)
 
@@ -35,7 +36,7 @@ def test_waiting_instances_share_one_commit_and_each_gets_its_result(tmp_path: P
     before = durable.COUNTS.commits
     first = threading.Thread(target=handler, args=(0,))
     first.start()
-    wait_until(lambda: durable.COUNTS.commits == before and committer._jobs.empty())
+    assert entered.wait(10)  # the committer is inside the first commit
     others = [threading.Thread(target=handler, args=(i,)) for i in range(1, 8)]
     for thread in others:
         thread.start()
@@ -59,11 +60,12 @@ def test_waiting_instances_share_one_commit_and_each_gets_its_result(tmp_path: P
 def test_a_failing_row_fails_only_its_own_store(tmp_path: Path) -> None:
     state = State(tmp_path / "state.sqlite")
     committer = Committer(state)
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
     errors: dict[int, BaseException] = {}
 
     def record(i: int) -> None:
         if i == 0:
+            entered.set()
             release.wait(10)
         if i == 3:
             raise ValueError("row 3 is bad")
@@ -77,7 +79,7 @@ def test_a_failing_row_fails_only_its_own_store(tmp_path: Path) -> None:
 
     threads = [threading.Thread(target=handler, args=(0,))]
     threads[0].start()
-    wait_until(lambda: committer._jobs.empty())
+    assert entered.wait(10)
     threads += [threading.Thread(target=handler, args=(i,)) for i in range(1, 5)]
     for thread in threads[1:]:
         thread.start()
