@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pydicom
 from fwagent import chunked
-from fwagent.receiver import encode_file_meta
+from fwagent.dicomfile import encode_file_meta
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from tests.support.dicomgen import SeriesSpec, make_instance

@@ -163,7 +163,7 @@ def test_pydicom_samples_whole_ones_pass_truncated_ones_are_found() -> None:
 def _as_file(tmp_path: Path, raw: bytes, name: str = "received.dcm") -> tuple[Path, int]:
     """``raw`` behind a 132-byte preamble and a File Meta, as the receiver spools it."""
     from fwagent.chunked import dataset_offset
-    from fwagent.receiver import encode_file_meta
+    from fwagent.dicomfile import encode_file_meta
 
     path = tmp_path / name
     path.write_bytes(encode_file_meta("1.2.3", "1.2.3.4", ExplicitVRLittleEndian, "AE") + raw)
