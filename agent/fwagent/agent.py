@@ -126,6 +126,7 @@ class Agent:
         if self.pull is not None:
             self.pull.stop()
             self.pull = None
+        chunked.release(self.spool.tmp)
         if self.qr is not None:
             self.qr.stop()
             self.qr = None

@@ -56,8 +56,19 @@ def receive_into(tmp_dir: Path) -> None:
     this process) in ``tmp_dir``, the spool's own ``tmp`` folder. Called once by ``fwagent
     run`` at start-up: ``tempfile.tempdir`` is process-wide."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
+    _previous.append(tempfile.tempdir)
     tempfile.tempdir = str(tmp_dir)
     enable()
+
+
+def release(tmp_dir: Path) -> None:
+    """Undo :func:`receive_into` when the agent stops (several agents started and stopped
+    in one process, as in tests, each leave the temporary folder as they found it)."""
+    if tempfile.tempdir == str(tmp_dir) and _previous:
+        tempfile.tempdir = _previous.pop()
+
+
+_previous: list[str | None] = []
 
 
 def received_file(event: Any, tmp_dir: Path, file_meta: bytes) -> Path:

@@ -87,3 +87,22 @@ def test_only_stale_partial_receive_files_are_swept(tmp_path: Path) -> None:
     os.utime(ours, (old, old))
     assert chunked.sweep_stale(tmp_path) == 1
     assert not stale.exists() and live.exists() and ours.exists()
+
+
+def test_receive_into_points_temporary_files_at_the_spool_and_release_restores(
+    tmp_path: Path,
+) -> None:
+    import tempfile
+
+    from pynetdicom import _config
+
+    before = tempfile.tempdir
+    spool_tmp = tmp_path / "spool" / "tmp"
+    chunked.receive_into(spool_tmp)
+    try:
+        assert _config.STORE_RECV_CHUNKED_DATASET is True
+        with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:  # as pynetdicom makes them
+            assert Path(fh.name).parent == spool_tmp
+    finally:
+        chunked.release(spool_tmp)
+    assert tempfile.tempdir == before
