@@ -134,7 +134,8 @@ def stop_traced(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=60)
 
 
-_SYNC = re.compile(r"^\d+\s+(?:fsync|fdatasync)\((\d+)<(?P<path>[^>]*)>\)\s+=\s+0")
+# every call, whole or split by strace into "<unfinished ...>" + "resumed" (threads)
+_SYNC = re.compile(r"^\d+\s+(?:fsync|fdatasync)\((\d+)<(?P<path>[^>]*)>")
 
 
 def syncs_per_instance(trace: Path, spool: Path, count: int) -> dict[str, float]:

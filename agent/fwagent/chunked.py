@@ -29,7 +29,6 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pydicom
 from fwmapping import dimse
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
@@ -97,25 +96,35 @@ def received_file(event: Any, tmp_dir: Path, file_meta: bytes) -> Path:
 
 
 def dataset_offset(fh: BinaryIO) -> int:
-    """Where the dataset starts in a PS3.10 file: after the preamble, ``DICM`` and the File
-    Meta group (explicit VR little endian), read element by element."""
+    """Where the dataset starts in a PS3.10 file (see :func:`read_meta`)."""
+    return read_meta(fh)[0]
+
+
+def read_meta(fh: BinaryIO) -> tuple[int, str, str]:
+    """(where the dataset starts, MediaStorageSOPClassUID, MediaStorageSOPInstanceUID) of a
+    PS3.10 file: the preamble, ``DICM`` and the File Meta group (explicit VR little endian)
+    read element by element, values read only for those two UIDs."""
     fh.seek(0)
     head = fh.read(132)
     if len(head) < 132 or head[128:] != b"DICM":
         raise ValueError("not a PS3.10 file (no DICM prefix)")
-    pos = 132
+    pos, uids = 132, {2: "", 3: ""}
     while True:
         fh.seek(pos)
         header = fh.read(8)
         if len(header) < 8 or struct.unpack("<H", header[:2])[0] != 0x0002:
-            return pos
+            return pos, uids[2], uids[3]
+        element = struct.unpack("<H", header[2:4])[0]
         if header[4:6] in LONG_VRS:
             extra = fh.read(4)
             if len(extra) < 4:
-                return pos
+                return pos, uids[2], uids[3]
             pos += 12 + struct.unpack("<I", extra)[0]
         else:
-            pos += 8 + struct.unpack("<H", header[6:8])[0]
+            length = struct.unpack("<H", header[6:8])[0]
+            if element in uids:
+                uids[element] = fh.read(length).decode("ascii", "replace").strip(" \x00")
+            pos += 8 + length
 
 
 def _stop_at_pixels(tag: Any, vr: Any, length: int) -> bool:
@@ -167,15 +176,6 @@ def inflate(path: Path, offset: int, dest: Path) -> str | None:
     if not inflater.eof:
         return "deflated dataset ends before its end-of-stream marker"
     return None
-
-
-def file_meta_uids(path: Path) -> tuple[str, str]:
-    """(MediaStorageSOPClassUID, MediaStorageSOPInstanceUID) of the file's File Meta."""
-    meta = pydicom.filereader.read_file_meta_info(path)
-    return (
-        str(meta.get("MediaStorageSOPClassUID", "") or "").strip(),
-        str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip(),
-    )
 
 
 def replace_meta(path: Path, offset: int, file_meta: bytes, dest: Path) -> None:

@@ -6,7 +6,7 @@ durably (SQLite WAL with ``synchronous=FULL``; PostgreSQL's commit is durable by
 A power cut at any point therefore loses only instances not yet answered 0x0000.
 
 Group commit: concurrent associations share the directory fsyncs and the state commit. A
-handler hands its (directory, row write) to the :class:`Committer` and waits; the committer
+handler hands its (directory, row write) to the :class:`Committer`; whoever commits next
 takes every job pending, fsyncs each distinct directory once, runs all row writes in one
 transaction (one commit, one WAL sync), then releases them::
 
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,78 +121,71 @@ class _Job:
     error: BaseException | None = None
 
 
+# one thread syncs folders while the committing handler commits the rows
+_SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync-dirs")
+
+
 class Committer:
-    """One thread that makes handlers' renames and rows durable together (group commit)."""
+    """Group commit without a thread of its own: the first handler to arrive commits for
+    everyone waiting (it is the "leader"); handlers arriving meanwhile queue up and the
+    next leader commits them all at once. One association alone pays no hand-off between
+    threads; concurrent associations share the syncs."""
 
     def __init__(self, state: Batchable) -> None:
         self.state = state
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: list[_Job] = []
+        self._leading = False
 
     def commit(self, directory: Path | str, write: Callable[[], Any]) -> Any:
         """Fsync ``directory`` and run ``write`` (the state row) in a durable commit,
         shared with the other jobs pending; return what ``write`` returned (or raise what
-        it raised). Blocks until both are on disk."""
-        self._ensure_started()
+        it raised). Returns once both are on disk."""
         job = _Job(str(directory), write)
-        self._jobs.put(job)
-        job.done.wait()
+        with self._cond:
+            self._pending.append(job)
+            while not job.done.is_set():
+                if self._leading:
+                    self._cond.wait()
+                    continue
+                self._leading = True
+                batch, self._pending = self._pending, []
+                self._cond.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._cond.acquire()
+                    self._leading = False
+                    self._cond.notify_all()
         if job.error is not None:
             raise job.error
         return job.result
 
     def stop(self) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._jobs.put(None)
-            thread.join(timeout=30)
-
-    def _ensure_started(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            first = self._jobs.get()
-            if first is None:
-                return
-            jobs = [first]
-            stop = False
-            while True:  # everything pending joins this commit
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                jobs.append(more)
-            self._commit(jobs)
-            if stop:
-                return
+        """Nothing to stop (no thread); kept so owners can say they are done with it."""
 
     def _commit(self, jobs: list[_Job]) -> None:
+        """The folder fsyncs and the state commit run at the same time (both are needed
+        before any answer; the file system and SQLite each wait for the disk): about one
+        sync's latency instead of two. Jobs whose folder failed to sync get that error."""
         try:
-            failed = self._sync_dirs(jobs)
-            ready = [job for job in jobs if job not in failed]
-            if ready:
-                self._write(ready)
+            syncing = _SYNCER.submit(self._sync_dirs, jobs)
+            try:
+                self._write(jobs)
+            finally:
+                syncing.result()  # a job whose folder failed carries that error
         except BaseException as exc:  # noqa: BLE001 - a job must never wait forever
             for job in jobs:
-                if job.error is None and not job.done.is_set():
+                if job.error is None:
                     job.error = exc
             log.exception("group commit failed")
         finally:
             for job in jobs:
                 job.done.set()
 
-    def _sync_dirs(self, jobs: list[_Job]) -> set[_Job]:
-        """Fsync each distinct directory once; the jobs whose directory failed."""
-        failed: set[_Job] = set()
+    def _sync_dirs(self, jobs: list[_Job]) -> None:
+        """Fsync each distinct directory once; a job whose directory failed is answered
+        with that error (its row may be recorded: the file is then uploaded all the same)."""
         for directory in dict.fromkeys(job.directory for job in jobs):
             try:
                 fsync_dir(directory)
@@ -200,8 +193,6 @@ class Committer:
                 for job in jobs:
                     if job.directory == directory:
                         job.error = exc
-                        failed.add(job)
-        return failed
 
     def _write(self, jobs: list[_Job]) -> None:
         """All rows in one durable commit; if that fails, each row on its own (so one bad

@@ -219,7 +219,7 @@ class StorageSCP:
         reason: str | None = None
         try:
             with open(path, "rb") as fh:
-                received.offset = chunked.dataset_offset(fh)
+                received.offset, *received.meta_uids = chunked.read_meta(fh)
             received.size = path.stat().st_size - received.offset
             if deflated:  # inflated to a scratch file, never in memory
                 scratch = self.spool.temp_path()
@@ -282,7 +282,7 @@ class StorageSCP:
         """File Meta from the dataset's own SOP Class/Instance UIDs: rewrite the file when
         the one it has (built from the command) says otherwise (rare: a streamed copy)."""
         path = cast(Path, received.path)
-        meta_class, meta_instance = chunked.file_meta_uids(path)
+        meta_class, meta_instance = received.meta_uids
         if (meta_class, meta_instance) == (
             received.sop_class or meta_class,
             received.sop_uid or meta_instance,
@@ -325,6 +325,7 @@ class Received:
     ) -> None:
         self.path: Path | None = None  # the file in spool/tmp until renamed into the spool
         self.offset = 0  # where the dataset starts in it
+        self.meta_uids = ["", ""]  # SOP Class and Instance UIDs its File Meta names
         self.size = 0  # the dataset's bytes
         self.transfer_syntax = transfer_syntax
         self.command_class = command_class

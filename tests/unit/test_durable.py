@@ -40,7 +40,7 @@ def test_waiting_instances_share_one_commit_and_each_gets_its_result(tmp_path: P
     others = [threading.Thread(target=handler, args=(i,)) for i in range(1, 8)]
     for thread in others:
         thread.start()
-    wait_until(lambda: committer._jobs.qsize() == 7)
+    wait_until(lambda: len(committer._pending) == 7)
     release.set()
     for thread in [first, *others]:
         thread.join(10)
@@ -83,7 +83,7 @@ def test_a_failing_row_fails_only_its_own_store(tmp_path: Path) -> None:
     threads += [threading.Thread(target=handler, args=(i,)) for i in range(1, 5)]
     for thread in threads[1:]:
         thread.start()
-    wait_until(lambda: committer._jobs.qsize() == 4)
+    wait_until(lambda: len(committer._pending) == 4)
     release.set()
     for thread in threads:
         thread.join(10)
