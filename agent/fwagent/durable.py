@@ -1,9 +1,11 @@
 """Durable before 0x0000: fsync helpers and the group committer.
 
-An instance is acknowledged only after (in this order) its file is fsynced, renamed into
-the spool, the directory it was renamed into is fsynced, and its state row is committed
-durably (SQLite WAL with ``synchronous=FULL``; PostgreSQL's commit is durable by itself).
-A power cut at any point therefore loses only instances not yet answered 0x0000.
+An instance is acknowledged only after its file is fsynced, then renamed into the spool,
+then both the directory it was renamed into is fsynced and its state row is committed
+durably (SQLite WAL with ``synchronous=FULL``; PostgreSQL's commit is durable by itself;
+those two at the same time). A power cut at any point therefore loses only instances not
+yet answered 0x0000 (a row whose file's rename was lost is such an instance: the scanner
+resends it, and the pipeline quarantines the row it cannot read).
 
 Group commit: concurrent associations share the directory fsyncs and the state commit. A
 handler hands its (directory, row write) to the :class:`Committer`; whoever commits next

@@ -164,4 +164,4 @@ def test_restart_with_spool_dir_through_a_symlink_keeps_every_instance(
     agent = start_agent(config, port, log)  # recovery runs at start
     assert stop_agent(agent) == 0
     assert status(config)["instances_waiting"] == 3
-    assert len(list((real / "instances").glob("*/*.dcm"))) == 3
+    assert len(list((real / "instances").rglob("*.dcm"))) == 3

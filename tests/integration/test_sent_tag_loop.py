@@ -92,4 +92,4 @@ def test_fw_gear_dicom_send_and_our_own_output_are_dropped(
     (session,) = fw.sessions()
     (acquisition,) = fw.get_session_acquisitions(session.id)
     assert len(zip_members(fw, acquisition.id)) == 3
-    assert not list(agent.spool.instances.glob("*/*.dcm"))
+    assert not list(agent.spool.instances.rglob("*.dcm"))
