@@ -136,7 +136,7 @@ def test_three_replicas_interleaved_series_with_duplicates_upload_each_once(
         assert sum(uploaders) == 10, uploaders
         counts = db_rows(pg_url, "SELECT uploaded_count FROM series ORDER BY series_uid")
         assert [c for (c,) in counts] == [per_series] * 10
-        assert list((tmp_path / "spool" / "instances").glob("*/*.dcm")) == []
+        assert list((tmp_path / "spool" / "instances").rglob("*.dcm")) == []
     finally:
         assert stop_all(replicas) == [0, 0, 0]
 
