@@ -60,10 +60,10 @@ class Agent:
             self.deid.start()  # a bad profile stops here (ProfileError)
             self.deid.recover(self.state.instances())
             on_stored = self.deid.on_stored  # de-identify as instances arrive
-        # received datasets stream into spool/tmp (this process's temporary folder from
-        # now on: same file system as the spool, never /tmp), and the spool's own folders
-        # are durable before anything is acknowledged in them
-        chunked.receive_into(self.spool.tmp)
+        # received datasets stream to a file (spool/tmp when `fwagent run` made that this
+        # process's temporary folder), and the spool's own folders are durable before
+        # anything is acknowledged in them
+        chunked.enable()
         durable.make_dirs_durable(self.spool.root, self.spool.instances, self.spool.tmp)
         found = recover_spool(self.spool, self.state)
         if any(found.values()):
@@ -126,7 +126,6 @@ class Agent:
         if self.pull is not None:
             self.pull.stop()
             self.pull = None
-        chunked.release(self.spool.tmp)
         if self.qr is not None:
             self.qr.stop()
             self.qr = None

@@ -135,7 +135,11 @@ def test_kill_9_mid_zip_then_restart(tmp_path: Path, fwlite: FwliteServer, fw: A
         assert len(members) == 400
         assert set(members) == {f"Series 002/{p.name}" for p in paths}
         spool = tmp_path / "spool"
-        assert [p for p in spool.rglob("*") if p.name.endswith((".part", ".zip"))] == []
+        # the uploader removes its work folder right after recording the upload
+        wait_until(
+            lambda: not [p for p in spool.rglob("*") if p.name.endswith((".part", ".zip"))],
+            timeout=10,
+        )
         assert list((spool / "instances").iterdir()) == []
         assert status(config)["instances_waiting"] == 0
     finally:

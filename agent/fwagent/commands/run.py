@@ -32,6 +32,11 @@ def main(args: argparse.Namespace) -> int:
     except (NewerStateError, OSError, ValueError) as exc:
         print(f"fwagent run: cannot start: {exc}", file=sys.stderr)
         return 1
+    # this process's temporary files (pynetdicom's chunked receive among them) go to the
+    # spool's tmp: same file system as the spool, never a small /tmp (fwagent.chunked)
+    from fwagent import chunked
+
+    chunked.receive_into(agent.spool.tmp)
     try:
         agent.start()
     except ProfileError as exc:
