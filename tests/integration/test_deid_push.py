@@ -156,7 +156,7 @@ def test_phi_never_reaches_flywheel_and_data_lands_by_the_original_routing(
     assert phi_hits(fwlite.data_dir, fw, [*values, *sop_uids(late)]) == []
     # nothing of the series left in the spool: originals and copies freed
     spool = Path(agent.config.spool_dir)
-    assert list((spool / "instances").glob("*/*.dcm")) == []
+    assert list((spool / "instances").rglob("*.dcm")) == []
     assert list((spool / "deid").rglob("*.dcm")) == []
     no_phi_logged(caplog, spec)
 
