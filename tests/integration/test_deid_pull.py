@@ -42,7 +42,7 @@ def test_pulled_series_reach_flywheel_de_identified(
         orthanc,
         port,
         api_key=fwlite.api_key,
-        interval_seconds=0.3,
+        interval_seconds=1,
         retry_backoff_seconds=0,
         dimse_timeout_seconds=10,
         retrieve_timeout_seconds=30,
