@@ -33,32 +33,34 @@ def test_pulled_series_reach_flywheel_de_identified(
     orthanc = OrthancServer(
         tmp_path / "orthanc", modalities={"FWAGENT": ("FWAGENT", "127.0.0.1", port)}
     ).start()
-    today = dt.date.today().strftime("%Y%m%d")  # inside the pull look-back window
-    spec = phi_spec("fw://psych/study01/s07/baseline", count=5, study_date=today)
-    paths = write_phi_series(tmp_path / "pacs-in", spec)
-    orthanc.upload_many(paths)
-    config = pull_config(
-        tmp_path,
-        orthanc,
-        port,
-        api_key=fwlite.api_key,
-        interval_seconds=1,
-        retry_backoff_seconds=0,
-        dimse_timeout_seconds=10,
-        retrieve_timeout_seconds=30,
-    )
-    config["deid"] = {"profile": str(PROFILE)}
-    agent = Agent(config_from_dict(config))
-    agent.start()  # the real wiring: pull storage SCP with the de-id hook + pipeline
     try:
+        today = dt.date.today().strftime("%Y%m%d")  # inside the pull look-back window
+        spec = phi_spec("fw://psych/study01/s07/baseline", count=5, study_date=today)
+        paths = write_phi_series(tmp_path / "pacs-in", spec)
+        orthanc.upload_many(paths)
+        config = pull_config(
+            tmp_path,
+            orthanc,
+            port,
+            api_key=fwlite.api_key,
+            interval_seconds=1,
+            retry_backoff_seconds=0,
+            dimse_timeout_seconds=10,
+            retrieve_timeout_seconds=30,
+        )
+        config["deid"] = {"profile": str(PROFILE)}
+        agent = Agent(config_from_dict(config))
+        agent.start()  # the real wiring: pull storage SCP with the de-id hook + pipeline
+        try:
 
-        def uploaded() -> bool:
-            row = agent.state.series(spec.series_uid)
-            return row is not None and row.state == "uploaded"
+            def uploaded() -> bool:
+                row = agent.state.series(spec.series_uid)
+                return row is not None and row.state == "uploaded"
 
-        wait_until(uploaded, timeout=90)
-    finally:
-        agent.stop()
+            wait_until(uploaded, timeout=90)
+        finally:
+            agent.stop()
+    finally:  # also when the config is refused: no Orthanc left running
         orthanc.stop()
     (session,) = fw.sessions()
     session = fw.get_session(session.id)

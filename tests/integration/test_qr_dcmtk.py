@@ -520,12 +520,11 @@ def test_cancel_during_c_get_stops_between_sub_operations(env: Env) -> None:
 def test_cancel_during_c_move_stops_with_exact_counts(env: Env) -> None:
     """The move destination (a pynetdicom storage SCP registered as STORESCP) sends the
     C-CANCEL on the C-MOVE association while it holds the first instance's C-STORE
-    response: the SCP stops before the second sub-operation and its final response is
-    Cancel (0xFE00) with 1 completed, 4 remaining, 0 failed, 0 warning.
+    response: the SCP stops early and its final response is Cancel (0xFE00) with the
+    sub-operations it did as completed and the rest as remaining, none failed.
 
-    Exact in practice, though the two associations are not ordered: the cancel is on the
-    wire before the store response, and after that response the SCP still sends a pending
-    C-MOVE response and reads the next instance before it checks for a cancel."""
+    The two associations are not ordered against each other, so the SCP may have started
+    the second sub-operation before it reads the cancel (seen once in a full run)."""
     from pynetdicom import AE, StoragePresentationContexts, evt
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelMove as Move,
@@ -569,8 +568,11 @@ def test_cancel_during_c_move_stops_with_exact_counts(env: Env) -> None:
         final.NumberOfFailedSuboperations,
         final.NumberOfWarningSuboperations,
     )
-    assert counts == (1, 4, 0, 0)
-    assert len(received) == 1 and received[0] in env.site.studies[study]
+    # the cancel races the next sub-operation across two associations: the SCP stops after
+    # the first or the second instance (seen: both); never all five, never a failure
+    completed, remaining, failed, warning = counts
+    assert completed in (1, 2) and completed + remaining == 5 and (failed, warning) == (0, 0)
+    assert len(received) == completed and set(received) <= set(env.site.studies[study])
 
 
 # -- Orthanc as the client, and `fwagent qr` alone ------------------------------------------
