@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -598,13 +597,8 @@ def test_orthanc_queries_and_retrieves_through_fwagent_qr(env: Env, tmp_path: Pa
     path = tmp_path / "qr.yaml"
     path.write_text(yaml.safe_dump(config))
     log = tmp_path / "qr.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fwagent", "qr", "--config", str(path)],
-            cwd=agent_process.REPO, stdout=out, stderr=out,
-        )  # fmt: skip
+    proc = agent_process.start_agent(path, qr_port, log, command="qr")
     try:
-        peers.wait_for_port(qr_port)
 
         def query(level: str, keys: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
             found = orthanc.rest(

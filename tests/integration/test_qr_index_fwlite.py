@@ -237,8 +237,6 @@ def test_unresponsive_flywheel_delays_an_answer_by_seconds_only(
 
 
 def test_fwagent_qr_starts_and_answers_while_flywheel_is_down(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     import yaml
 
@@ -257,13 +255,8 @@ def test_fwagent_qr_starts_and_answers_while_flywheel_is_down(tmp_path: Path) ->
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(raw))
     log = tmp_path / "qr.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fwagent", "qr", "--config", str(path)],
-            cwd=agent_process.REPO, stdout=out, stderr=out,
-        )  # fmt: skip
+    proc = agent_process.start_agent(path, port, log, command="qr")
     try:
-        peers.wait_for_port(port)
         done = agent_process.fwagent("echo", "--config", str(path))
         (qr_line,) = [x for x in done.stdout.splitlines() if "Q/R SCP" in x]
         (fw_line,) = [x for x in done.stdout.splitlines() if " Flywheel: " in x]

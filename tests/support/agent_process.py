@@ -42,11 +42,14 @@ def write_config(
     return path, port
 
 
-def start_agent(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``fwagent run`` in the background; returns once its push SCP accepts connections."""
+def start_agent(
+    config: Path, port: int, log: Path, command: str = "run"
+) -> subprocess.Popen[bytes]:
+    """``fwagent run`` (or ``fwagent qr``) in the background; returns once ``port`` (its
+    push or Q/R SCP) accepts connections."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fwagent", "run", "--config", str(config)],
+            [sys.executable, "-m", "fwagent", command, "--config", str(config)],
             cwd=REPO,
             stdout=out,
             stderr=out,
