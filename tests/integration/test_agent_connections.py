@@ -27,7 +27,6 @@ from typing import Any
 import pydicom
 import pytest
 from fwagent.agent import Agent
-from fwagent.config import config_from_dict
 from prometheus_client import REGISTRY
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.uid import (
@@ -40,6 +39,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage  # type: ignore[attr-defined]
 
 from tests.support import peers
+from tests.support.agents import in_process_agents
 from tests.support.dicomgen import SeriesSpec, make_instance, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.polling import wait_until
@@ -60,23 +60,8 @@ SYNTAXES = {
 
 @pytest.fixture
 def make_agent(tmp_path: Path, fwlite: FwliteServer) -> Iterator[Callable[..., Agent]]:
-    started: list[Agent] = []
-
-    def make(**push: Any) -> Agent:
-        raw = {
-            "flywheel": {"api_key": fwlite.api_key, "failed_retry_seconds": 1},
-            "spool_dir": str(tmp_path / f"spool-{len(started)}"),
-            "spool_min_free_mb": 0,
-            "push": {"port": peers.free_port(), "series_quiet_seconds": 0.5, **push},
-        }
-        agent = Agent(config_from_dict(raw))
-        agent.start()
-        started.append(agent)
-        return agent
-
-    yield make
-    for agent in started:
-        agent.stop()
+    with in_process_agents(tmp_path, fwlite, quiet=0.5, failed_retry_seconds=1) as make:
+        yield make
 
 
 def refused(reason: str) -> float:

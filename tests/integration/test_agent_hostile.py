@@ -16,11 +16,11 @@ from typing import Any
 import pydicom
 import pytest
 from fwagent.agent import Agent
-from fwagent.config import config_from_dict
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage  # type: ignore[attr-defined]
 
 from tests.support import peers
+from tests.support.agents import in_process_agents
 from tests.support.dicomgen import SeriesSpec, write_series
 from tests.support.fwlite_server import FwliteServer
 from tests.support.polling import wait_until
@@ -31,28 +31,15 @@ SAMPLES = Path(pydicom.data.__file__).parent / "test_files"
 
 @pytest.fixture
 def make_agent(tmp_path: Path, fwlite: FwliteServer) -> Iterator[Callable[..., Agent]]:
-    started: list[Agent] = []
-
-    def make(**push: Any) -> Agent:
-        raw = {
-            "flywheel": {
-                "api_key": fwlite.api_key,
-                "retry_max_seconds": 30,
-                "retry_max_interval": 0.5,
-                "failed_retry_seconds": 1,
-            },
-            "spool_dir": str(tmp_path / f"spool-{len(started)}"),
-            "spool_min_free_mb": 0,
-            "push": {"port": peers.free_port(), "series_quiet_seconds": QUIET, **push},
-        }
-        agent = Agent(config_from_dict(raw))
-        agent.start()
-        started.append(agent)
-        return agent
-
-    yield make
-    for agent in started:
-        agent.stop()
+    with in_process_agents(
+        tmp_path,
+        fwlite,
+        quiet=QUIET,
+        retry_max_seconds=30,
+        retry_max_interval=0.5,
+        failed_retry_seconds=1,
+    ) as make:
+        yield make
 
 
 def settled(agent: Agent, count: int) -> bool:
